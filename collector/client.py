@@ -1,0 +1,158 @@
+"""The collector's Keepa client: permission, the call, the envelope, retries.
+
+Every call goes through one path: ask the policy for permission (waiting on
+the runtime's clock as told), reserve the estimated cost, send, learn the
+envelope, report the call, then act on the status: 200 returns the body, 429
+waits as the envelope says and sends the *same* request again, 5xx and
+dropped connections back off (capped, jittered, bounded), anything else is a
+final error.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Sequence
+from typing import Any
+
+from .config import Config
+from .events import CallRecord, Observer
+from .policies import POLICIES
+from .runtime import Request, Runtime, TransportError
+from .tokens import TokenManager
+
+DEAL_PAGE_SIZE = 150
+SORT_NEWEST = 1
+SORT_SALES_RANK = 3
+
+
+class ApiError(Exception):
+    """A call failed for good. `fatal` errors (bad key, bad parameter) stop the collector."""
+
+    def __init__(self, message: str, status: int | None = None, fatal: bool = False):
+        super().__init__(message)
+        self.status = status
+        self.fatal = fatal
+
+
+class WaitTooLong(Exception):
+    """A wait exceeded ``max_wait_s`` with ``on_long_wait = "abort"``: give up this run."""
+
+
+class KeepaClient:
+    def __init__(self, runtime: Runtime, config: Config, observer: Observer | None = None,
+                 domain: int = 1):
+        self.runtime = runtime
+        self.config = config
+        self.observer = observer or Observer()
+        self.domain = domain
+        self.tokens = TokenManager(config, self.observer, runtime.now())
+        self.policy = POLICIES[config.policy]()
+
+    # -- endpoints -----------------------------------------------------------------
+    async def deals(self, task: str, page: int, sort: int, reserved: float) -> list[dict]:
+        """One page (up to 150) of the deal list."""
+        selection = {"page": page, "domainId": self.domain, "priceTypes": [1],
+                     "sortType": sort, "dateRange": 0}
+        body = await self.call(task, "deal", {"selection": json.dumps(selection)}, reserved, 1)
+        return (body.get("deals") or {}).get("dr") or []
+
+    async def products(self, task: str, asins: Sequence[str], reserved_per_asin: float, *,
+                       offers: int, stats_days: int, history: bool, rating: bool,
+                       days: int | None = None) -> list[dict]:
+        params = {"asin": ",".join(asins), "stats": str(stats_days),
+                  "history": "1" if history else "0"}
+        if offers:
+            params["offers"] = str(offers)
+            params["only-live-offers"] = "1"
+        if rating:
+            params["rating"] = "1"
+        if days is not None:
+            params["days"] = str(days)
+        body = await self.call(task, "product", params, reserved_per_asin * len(asins), len(asins))
+        return body.get("products") or []
+
+    async def sellers(self, task: str, seller_ids: Sequence[str]) -> dict:
+        body = await self.call(task, "seller", {"seller": ",".join(seller_ids)},
+                               self.config.seller_reserved * len(seller_ids), len(seller_ids))
+        return body.get("sellers") or {}
+
+    async def sync(self, task: str) -> None:
+        """Read the bucket from ``/token`` (free, never 429); failures keep the old belief."""
+        try:
+            response = await self.runtime.send(Request("token"))
+        except TransportError:
+            return
+        now = self.runtime.now()
+        self.tokens.observe(response.body, now)
+        self._report(now, task, "token", 0, 0.0, response.status, response.body)
+
+    # -- the one path every call takes ----------------------------------------------
+    async def call(self, task: str, path: str, params: dict[str, str], reserved: float,
+                   items: int) -> dict[str, Any]:
+        failures = 0
+        request = Request(path, {"domain": str(self.domain), **params})
+        while True:
+            await self._permit(task, reserved)
+            try:
+                response = await self.runtime.send(request)
+            except TransportError as exc:
+                status, body = 0, None
+                detail = str(exc) or "connection failed"
+            else:
+                status, body = response.status, response.body
+                detail = _error_text(body)
+            now = self.runtime.now()
+            if status != 400:  # a 400 envelope is zeroed: never a reading
+                self.tokens.observe(body, now)
+            self._report(now, task, path, items, reserved, status, body)
+            if status == 200:
+                return body or {}
+            if status == 429:
+                await self._wait(self.policy.after_429(self.tokens, now), "429 retry", task)
+                continue
+            if status in (0, 500, 502, 503, 504):
+                failures += 1
+                if failures > self.config.max_retries:
+                    raise ApiError(f"/{path}: gave up after {failures} failures ({detail})", status)
+                await self.runtime.sleep(self._backoff(failures))
+                continue
+            raise ApiError(f"/{path}: HTTP {status} {detail}".rstrip(), status, fatal=True)
+
+    async def _permit(self, task: str, cost: float) -> None:
+        while (wait := self.policy.decide(self.tokens, task, cost, self.runtime.now())) is not None:
+            if wait.reason == "spacing":
+                await self.runtime.sleep(wait.seconds)
+            else:
+                await self._wait(wait.seconds, wait.reason, task)
+                if self.config.poll_token_endpoint:
+                    await self.sync(task)
+        self.tokens.reserve(task, cost, self.runtime.now())
+
+    async def _wait(self, seconds: float, reason: str, task: str) -> None:
+        """Wait for tokens: one poll interval at most, or give up per ``on_long_wait``."""
+        limit = self.config.max_wait_s
+        if limit is not None and seconds > limit and self.config.on_long_wait == "abort":
+            raise WaitTooLong(f"{task}: {reason} wait of {_secs(seconds)} exceeds {_secs(limit)}")
+        await self.runtime.sleep(min(seconds, self.config.poll_interval_s))
+
+    def _backoff(self, failures: int) -> float:
+        ceiling = min(self.config.backoff_cap_s, self.config.backoff_base_s * 2 ** (failures - 1))
+        return ceiling * (0.5 + 0.5 * self.runtime.rng.random())
+
+    def _report(self, now: float, task: str, path: str, items: int, reserved: float,
+                status: int, body: dict | None) -> None:
+        body = body or {}
+        self.observer.on_call(CallRecord(now, task, path, items, reserved, status,
+                                         body.get("tokensConsumed"), body.get("tokensLeft")))
+
+
+def _error_text(body: dict | None) -> str:
+    error = (body or {}).get("error")
+    if isinstance(error, dict):
+        return f"{error.get('type', '')}: {error.get('message', '')}".strip(": ")
+    return ""
+
+
+def _secs(seconds: float) -> str:
+    return "forever" if math.isinf(seconds) else f"{seconds:.0f} s"

@@ -1,0 +1,311 @@
+"""Every knob of the collector in one typed, validated object.
+
+A `Config` is immutable. It is built from a named preset, optionally a TOML
+file (whose ``[collector]`` table may name a ``preset`` to start from) and
+``key=value`` overrides, and it can be written back to TOML so that a config
+found by ``sim tune`` runs unchanged under ``collector live``.
+
+The presets reproduce the seed pipeline of 2026-02-08 (see
+``../shared/reference/seed-system.md`` §1 and §2.1): ``seed-before`` is the
+state before commit 3a05a87, ``seed-after`` the state right after it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import math
+import tomllib
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import tomli_w
+
+
+class ConfigError(ValueError):
+    """A config value, key, preset or file is not acceptable (one-line message)."""
+
+
+@dataclass(frozen=True)
+class StepRule:
+    """A number chosen by the refill rate, written ``"80<10,280"``.
+
+    That text reads "80 below 10 tokens/min, else 280"; steps are checked in
+    order, so ``"40<10,100<20,150"`` is a three-tier rule and ``"80"`` a constant.
+    """
+
+    steps: tuple[tuple[float, float], ...]
+    default: float
+
+    @classmethod
+    def parse(cls, text: str | int | float) -> StepRule:
+        if isinstance(text, (int, float)) and not isinstance(text, bool):
+            return cls((), float(text))
+        parts = [p.strip() for p in str(text).split(",")]
+        try:
+            steps = []
+            for part in parts[:-1]:
+                value, below = part.split("<")
+                steps.append((float(below), float(value)))
+            default = float(parts[-1])
+        except ValueError:
+            raise ConfigError(
+                f"bad rule {text!r}: expected e.g. '80<10,280' (80 below 10/min, else 280)"
+            ) from None
+        rates = [below for below, _ in steps]
+        if rates != sorted(rates) or len(set(rates)) != len(rates):
+            raise ConfigError(f"bad rule {text!r}: rate bounds must increase")
+        return cls(tuple(steps), default)
+
+    def at(self, rate: float) -> float:
+        for below, value in self.steps:
+            if rate < below:
+                return value
+        return self.default
+
+    def values(self) -> list[float]:
+        return [v for _, v in self.steps] + [self.default]
+
+    def __str__(self) -> str:
+        return ",".join([f"{_num(v)}<{_num(b)}" for b, v in self.steps] + [_num(self.default)])
+
+
+def _num(x: float) -> str:
+    return str(int(x)) if float(x).is_integer() else repr(float(x))
+
+
+def _knob(default, help: str, check: str = "", choices: tuple[str, ...] = ()):
+    """A config field; `check` is one of '', '>0', '>=0'."""
+    return field(default=default, metadata={"help": help, "check": check, "choices": choices})
+
+
+@dataclass(frozen=True)
+class Config:
+    """The collector's knobs. Times are seconds, costs tokens, rates tokens/minute."""
+
+    # -- token policy --------------------------------------------------------
+    policy: str = _knob("seed", "token policy: the seed's threshold rules, or react to 429s only",
+                        choices=("seed", "reactive"))
+    refill_rate: float = _knob(5.0, "refill rate assumed until the first response envelope", ">0")
+    initial_estimate: float = _knob(100.0, "balance assumed until the first envelope (seed: 100)")
+    min_interval_s: float = _knob(1.0, "minimum spacing between two calls of one task", ">=0")
+    min_token_threshold: float = _knob(
+        20.0, "a call is allowed only while the pre-call estimate is at least this; "
+        "below it the manager enters recharge mode")
+    burst_threshold: StepRule = _knob(
+        StepRule.parse("80<10,280"), "recharge target as a rule over the refill rate")
+    max_deficit: float | None = _knob(None, "optional floor on the post-call estimate (e.g. -180)")
+    recharge_timeout_s: float | None = _knob(
+        3600.0, "leave recharge mode after this long whatever the balance (seed: 3600)", ">0")
+    max_wait_s: float | None = _knob(None, "longest single wait a task accepts", ">0")
+    on_long_wait: str = _knob("sleep", "when a wait exceeds max_wait_s: sleep it out, or abort "
+                              "the run and let the schedule retry", choices=("sleep", "abort"))
+    poll_interval_s: float = _knob(30.0, "while waiting, re-check the balance this often", ">0")
+    poll_token_endpoint: bool = _knob(True, "while waiting, ask /token (free) instead of "
+                                      "trusting the projection")
+    sync_on_start: bool = _knob(True, "every task run starts with a /token call")
+    # -- backfiller ----------------------------------------------------------
+    backfill_period_s: float = _knob(1800.0, "backfiller schedule period (seed: */30)", ">0")
+    chunk_size: int = _knob(4, "deals per backfill chunk (one commit each)", ">0")
+    batch_size: int = _knob(4, "ASINs per peek/full-fetch call within a chunk", ">0")
+    trigger_recent_after_chunk: bool = _knob(
+        False, "queue a recent-deals run after every backfill chunk (the seed's bug 3)")
+    deal_page_reserved: float = _knob(10.0, "tokens reserved for a backfill /deal page", ">=0")
+    peek_reserved_per_asin: float = _knob(2.0, "tokens reserved per ASIN for a peek", ">=0")
+    full_reserved_per_asin: float = _knob(20.0, "tokens reserved per ASIN for a full fetch", ">=0")
+    seller_reserved: float = _knob(1.0, "tokens reserved for a /seller lookup", ">=0")
+    peek_filter: bool = _knob(
+        True, "full-fetch only the deals whose peek passes the filter (the seed skipped this "
+        "until commit 21d4d2b, so its presets full-fetch every peeked deal)")
+    seller_lookup: bool = _knob(True, "look up the buy-box seller of every stored deal")
+    peek_offers: int = _knob(20, "offers parameter of the peek (0 = none)", ">=0")
+    peek_stats_days: int = _knob(90, "stats window of the peek, days", ">0")
+    peek_rating: bool = _knob(True, "rating=1 on the peek")
+    full_offers: int = _knob(20, "offers parameter of the full fetch (0 = none)", ">=0")
+    full_days: int = _knob(365, "history window of the full fetch, days", ">0")
+    # -- profitability filter over the peek ------------------------------------
+    filter_min_sell_cents: int = _knob(1200, "reject deals that sell (90-day avg) below this", ">=0")
+    filter_min_roi: float = _knob(0.2, "reject deals whose gross ROI is below this")
+    # -- recent-deals updater --------------------------------------------------
+    recent_period_s: float = _knob(900.0, "recent-deals schedule period (seed: */15)", ">0")
+    recent_max_deals: int = _knob(20, "most new deals one recent run takes", ">0")
+    recent_max_pages: int = _knob(50, "most /deal pages one recent run reads", ">0")
+    recent_batch_size: int = _knob(1, "ASINs per full-fetch call of the recent run", ">0")
+    recent_page_reserved: float = _knob(15.0, "tokens reserved per recent /deal page (5+10)", ">=0")
+    # -- scheduler, overheads and retries -------------------------------------
+    workers: int = _knob(4, "worker slots (Celery concurrency)", ">0")
+    dispatch_overhead_s: float = _knob(0.5, "time to start a task run", ">=0")
+    chunk_overhead_s: float = _knob(1.5, "fixed time per chunk besides calls (seed sleeps)", ">=0")
+    commit_overhead_s: float = _knob(0.5, "time per storage commit", ">=0")
+    max_retries: int = _knob(5, "retries of a 5xx or network failure before giving up", ">=0")
+    backoff_base_s: float = _knob(1.0, "first backoff after a 5xx or network failure", ">0")
+    backoff_cap_s: float = _knob(60.0, "longest backoff", ">0")
+
+    def __post_init__(self) -> None:
+        hints = _hints()
+        for f in dataclasses.fields(self):
+            value = getattr(self, f.name)
+            kind = hints[f.name]
+            ok = {
+                int: isinstance(value, int) and not isinstance(value, bool),
+                float: isinstance(value, (int, float)) and not isinstance(value, bool),
+                bool: isinstance(value, bool),
+                str: isinstance(value, str),
+                StepRule: isinstance(value, StepRule),
+            }
+            base = _base_type(kind)
+            if value is None and _optional(kind):
+                continue
+            if not ok[base]:
+                raise ConfigError(f"{f.name}: expected {base.__name__}, got {value!r}")
+            numbers = value.values() if base is StepRule else [value] if base in (int, float) else []
+            for x in numbers:
+                if math.isnan(x):
+                    raise ConfigError(f"{f.name}: must be a number, got nan")
+                if f.metadata["check"] == ">0" and not x > 0:
+                    raise ConfigError(f"{f.name}: must be > 0, got {_num(x)}")
+                if f.metadata["check"] == ">=0" and not x >= 0:
+                    raise ConfigError(f"{f.name}: must be >= 0, got {_num(x)}")
+            if f.metadata["choices"] and value not in f.metadata["choices"]:
+                raise ConfigError(
+                    f"{f.name}: must be one of {', '.join(f.metadata['choices'])}, got {value!r}")
+
+    # -- building ------------------------------------------------------------
+    @classmethod
+    def load(cls, preset: str | None = None, file: str | Path | None = None,
+             overrides: typing.Iterable[str] = ()) -> Config:
+        """Preset, then TOML file, then ``key=value`` overrides, each on top of the last."""
+        table: dict = {}
+        if file is not None:
+            table = read_toml_table(file, "collector")
+        base = table.pop("preset", None) if preset is None else preset
+        config = preset_config(base or "seed-after")
+        config = config.updated(table)
+        return config.updated(dict(parse_assignment(o) for o in overrides))
+
+    def updated(self, changes: dict) -> Config:
+        """A copy with `changes` (values as strings or typed) applied and validated."""
+        hints = _hints()
+        typed = {}
+        for key, value in changes.items():
+            if key not in hints:
+                raise ConfigError(f"unknown config key {key!r}")
+            typed[key] = coerce(hints[key], value, key)
+        return dataclasses.replace(self, **typed)
+
+    def to_dict(self) -> dict:
+        """Plain TOML-able values; unset optional knobs are left out."""
+        out = {}
+        for f in dataclasses.fields(self):
+            value = getattr(self, f.name)
+            if value is None:
+                continue
+            out[f.name] = str(value) if isinstance(value, StepRule) else value
+        return out
+
+    def to_toml(self, header: str = "") -> str:
+        lines = [f"# {line}" for line in header.splitlines()]
+        return "\n".join(lines + [tomli_w.dumps({"collector": self.to_dict()})])
+
+    def burst_target(self, rate: float) -> float:
+        return self.burst_threshold.at(rate)
+
+
+
+@functools.cache
+def _hints() -> dict[str, object]:
+    return typing.get_type_hints(Config)
+
+
+def _optional(kind) -> bool:
+    return type(None) in typing.get_args(kind)
+
+
+def _base_type(kind):
+    args = [a for a in typing.get_args(kind) if a is not type(None)]
+    return args[0] if args else kind
+
+
+def keys() -> list[str]:
+    """Every config key, in declaration order."""
+    return [f.name for f in dataclasses.fields(Config)]
+
+
+def describe(key: str) -> str:
+    return next(f.metadata["help"] for f in dataclasses.fields(Config) if f.name == key)
+
+
+def coerce(kind, value, key: str):
+    """Turn a TOML value or command-line string into the knob's type."""
+    base = _base_type(kind)
+    if isinstance(value, str):
+        text = value.strip()
+        if _optional(kind) and text.lower() in ("", "none", "off"):
+            return None
+        try:
+            if base is bool:
+                if text.lower() not in _BOOLS:
+                    raise ValueError
+                return _BOOLS[text.lower()]
+            if base is int:
+                return int(text)
+            if base is float:
+                return float(text)
+        except ValueError:
+            raise ConfigError(f"{key}: expected {base.__name__}, got {value!r}") from None
+    if base is StepRule and not isinstance(value, StepRule):
+        return StepRule.parse(value)
+    if base is float and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    return value
+
+
+_BOOLS = {"true": True, "yes": True, "on": True, "1": True,
+          "false": False, "no": False, "0": False}
+
+
+def parse_assignment(text: str) -> tuple[str, str]:
+    key, sep, value = text.partition("=")
+    if not sep or not key.strip():
+        raise ConfigError(f"expected key=value, got {text!r}")
+    return key.strip(), value
+
+
+def read_toml_table(path: str | Path, table: str) -> dict:
+    """The named table of a TOML file, as a dict; a one-line error if unreadable."""
+    try:
+        data = tomllib.loads(Path(path).read_text())
+    except OSError as exc:
+        raise ConfigError(f"cannot read {path}: {exc.strerror}") from None
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{path} is not valid TOML: {exc}") from None
+    section = data.get(table, {})
+    if not isinstance(section, dict):
+        raise ConfigError(f"{path}: [{table}] must be a table")
+    return dict(section)
+
+
+SEED_AFTER = Config(peek_filter=False)
+"""The pipeline right after commit 3a05a87 (1 s spacing, chunk and batch 4, no trigger)."""
+
+PRESETS: dict[str, Config] = {
+    "seed-before": SEED_AFTER.updated({
+        "min_interval_s": 60.0, "chunk_size": 1, "batch_size": 1,
+        "trigger_recent_after_chunk": True,
+    }),
+    "seed-after": SEED_AFTER,
+    "reactive": SEED_AFTER.updated({
+        "policy": "reactive", "min_interval_s": 0.0, "sync_on_start": False,
+        "poll_token_endpoint": False,
+    }),
+}
+"""Named starting points; ``reactive`` is a community client that only honours 429s."""
+
+
+def preset_config(name: str) -> Config:
+    try:
+        return PRESETS[name]
+    except KeyError:
+        raise ConfigError(
+            f"unknown preset {name!r} (choose from {', '.join(PRESETS)})") from None

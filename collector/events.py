@@ -1,0 +1,40 @@
+"""Hooks through which the collector reports what it does.
+
+The collector calls these; it never stores metrics itself. The simulator's
+recorder, the live status line and the tests each subclass `Observer`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class CallRecord:
+    """One HTTP exchange as the client saw it."""
+
+    t: float
+    task: str
+    path: str
+    items: int
+    reserved: float
+    status: int
+    consumed: float | None
+    tokens_left: float | None
+
+
+class Observer:
+    """No-op base: override what you need."""
+
+    def on_call(self, record: CallRecord) -> None: ...
+
+    def on_mode(self, t: float, mode: str) -> None: ...
+
+    def on_examined(self, t: float, task: str, count: int) -> None: ...
+
+    def on_stored(self, t: float, task: str, asins: Sequence[str]) -> None: ...
+
+    def on_commit(self, t: float, task: str) -> None: ...
+
+    def on_task(self, t: float, task: str, event: str, detail: str = "") -> None: ...

@@ -1,0 +1,42 @@
+"""The runtime contract on asyncio and the monotonic clock.
+
+The tasks are the same coroutines the simulator drives; here asyncio drives
+them, sleeps are real, and requests go to a transport: Keepa over HTTP, or
+the mock Keepa in process (``sim.transport``), like httpx's transports.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import time
+from collections.abc import Coroutine
+from typing import Any, Protocol
+
+from collector.runtime import Request, Response
+
+
+class Transport(Protocol):
+    async def send(self, request: Request) -> Response: ...
+
+
+class LiveRuntime:
+    def __init__(self, transport: Transport, seed: int | None = None):
+        self.transport = transport
+        self.rng = random.Random(seed)
+        self._t0 = time.monotonic()
+        self._tasks: set[asyncio.Task] = set()
+
+    def now(self) -> float:
+        return time.monotonic() - self._t0
+
+    def sleep(self, seconds: float):
+        return asyncio.sleep(max(0.0, seconds))
+
+    async def send(self, request: Request) -> Response:
+        return await self.transport.send(request)
+
+    def spawn(self, coroutine: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.get_running_loop().create_task(coroutine)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)

@@ -1,0 +1,82 @@
+"""Where the collector keeps deals and its progress.
+
+`Storage` is the interface every backend implements; a chunk's deals and the
+cursor advance are one `commit`, so a crash never splits them. `MemoryStorage`
+serves the simulator; SQLite arrives with ``collector live``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Protocol
+
+
+@dataclass(frozen=True)
+class StoredDeal:
+    """A deal the collector keeps. `last_update` is in Keepa minutes."""
+
+    asin: str
+    source: str  # "backfill" or "recent"
+    last_update: int
+    title: str = ""
+    buy_cents: int = -1
+    sell_cents: int = -1
+    seller_id: str = ""
+
+
+@dataclass(frozen=True)
+class Cursor:
+    """Where the backfiller resumes: the deal-list page and the index in it."""
+
+    page: int = 0
+    index: int = 0
+
+
+class Storage(Protocol):
+    def known(self, asins: Iterable[str]) -> set[str]:
+        """Which of `asins` are stored already."""
+
+    def commit(self, deals: Sequence[StoredDeal], now: float, *, cursor: Cursor | None = None,
+               watermark: int | None = None) -> None:
+        """Store `deals` (upsert by ASIN) and move the cursor/watermark, atomically."""
+
+    def cursor(self) -> Cursor: ...
+
+    def watermark(self) -> int | None: ...
+
+    def count(self) -> int: ...
+
+
+class MemoryStorage:
+    """Dict-backed storage: a commit is one Python call, so it is atomic here."""
+
+    def __init__(self) -> None:
+        self.deals: dict[str, StoredDeal] = {}
+        self.first_seen: dict[str, float] = {}
+        self._cursor = Cursor()
+        self._watermark: int | None = None
+        self.commits = 0
+
+    def known(self, asins: Iterable[str]) -> set[str]:
+        return {a for a in asins if a in self.deals}
+
+    def commit(self, deals: Sequence[StoredDeal], now: float, *, cursor: Cursor | None = None,
+               watermark: int | None = None) -> None:
+        for deal in deals:
+            self.first_seen.setdefault(deal.asin, now)
+            self.deals[deal.asin] = deal
+        if cursor is not None:
+            self._cursor = cursor
+        if watermark is not None:
+            self._watermark = watermark
+        self.commits += 1
+
+    def cursor(self) -> Cursor:
+        return self._cursor
+
+    def watermark(self) -> int | None:
+        return self._watermark
+
+    def count(self) -> int:
+        return len(self.deals)

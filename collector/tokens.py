@@ -1,0 +1,153 @@
+"""The client's belief about Keepa's token bucket.
+
+Keepa owns the bucket; the client only sees a response envelope now and then
+(``tokensLeft``, ``refillRate``, ``refillIn``, ``timestamp``). `TokenManager`
+keeps the last reading, projects it forward with the same rules the server
+follows (a lump of ``refillRate`` every minute, ``refillIn`` to the next one,
+capped at 60 x rate) and subtracts what the client has reserved since.
+
+It also holds the manager's *mode* (spending or recharging) and the current
+burst target, and answers every "how long until" question. Diagnostics call
+`TokenManager.state` instead of re-deriving any threshold (the seed's bug 4).
+What to do with those facts is the `collector.policies` policy's business.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any
+
+from .config import Config
+from .events import Observer
+
+SPENDING = "spending"
+RECHARGING = "recharging"
+
+
+@dataclass(frozen=True)
+class TokenState:
+    """A snapshot for status displays and diagnostics."""
+
+    mode: str
+    estimate: float
+    target: float
+    min_threshold: float
+    rate: float
+    eta_s: float
+    last_reading_age_s: float | None
+
+    def as_dict(self) -> dict[str, Any]:
+        return dict(self.__dict__)
+
+
+class TokenManager:
+    """Belief state, fed by envelopes and reservations; time is runtime seconds."""
+
+    def __init__(self, config: Config, observer: Observer | None = None, now: float = 0.0):
+        self.config = config
+        self.observer = observer or Observer()
+        self.rate = config.refill_rate
+        self._balance = config.initial_estimate
+        self._as_of = now
+        self._next_refill: float | None = None  # runtime time of the next lump, if known
+        self._read_at: float | None = None
+        self.mode = SPENDING
+        self.recharge_since: float | None = None
+        self.last_call: dict[str, float] = {}
+
+    # -- learning --------------------------------------------------------------
+    def observe(self, envelope: dict[str, Any] | None, now: float) -> bool:
+        """Adopt a response envelope as the new reading; False if it carries none.
+
+        A bad-key 400 answers with every token field zeroed: that is not a
+        bucket reading (keepa-api.md §2), so a zero ``refillRate`` is ignored.
+        """
+        if not envelope or "tokensLeft" not in envelope or not envelope.get("refillRate"):
+            return False
+        self.rate = float(envelope["refillRate"]) - float(envelope.get("tokenFlowReduction") or 0)
+        self._balance = float(envelope["tokensLeft"])
+        self._as_of = now
+        self._read_at = now
+        refill_in = envelope.get("refillIn")
+        self._next_refill = now + refill_in / 1000.0 if refill_in is not None else None
+        return True
+
+    def reserve(self, task: str, cost: float, now: float) -> None:
+        """Take `cost` off the estimate as the call leaves (the server decides the rest)."""
+        self._balance = self.estimate(now) - cost
+        self._as_of = now
+        self.last_call[task] = now
+
+    # -- projection ------------------------------------------------------------
+    @property
+    def cap(self) -> float:
+        return 60.0 * self.rate
+
+    def _lumps(self, start: float, end: float) -> int:
+        """Refill lumps the server adds in (start, end] by the last reading's phase."""
+        if self._next_refill is None or end < self._next_refill:
+            return 0
+        first = self._next_refill
+        if first <= start:
+            first += math.ceil((start - first) / 60.0 + 1e-12) * 60.0
+            if first <= start:
+                first += 60.0
+        return 0 if first > end else 1 + int((end - first) // 60.0)
+
+    def estimate(self, now: float) -> float:
+        """Projected balance at `now`."""
+        if self._next_refill is None:
+            gained = self.rate * max(0.0, now - self._as_of) / 60.0
+        else:
+            gained = self.rate * self._lumps(self._as_of, now)
+        if gained <= 0:
+            return self._balance
+        return max(self._balance, min(self._balance + gained, self.cap))
+
+    def eta(self, target: float, now: float) -> float:
+        """Seconds until the projection reaches `target` (inf if above the cap)."""
+        have = self.estimate(now)
+        if have >= target:
+            return 0.0
+        if target > self.cap or self.rate <= 0:
+            return math.inf
+        lumps = math.ceil((target - have) / self.rate)
+        if self._next_refill is None:
+            return (target - have) / self.rate * 60.0
+        nxt = self._next_refill
+        if nxt <= now:
+            nxt += (math.floor((now - nxt) / 60.0) + 1) * 60.0
+        return nxt - now + (lumps - 1) * 60.0
+
+    def retry_after(self, now: float) -> float:
+        """How long a 429 says to wait: until the balance is positive again, +100 ms.
+
+        That is the next lump, plus one lump per `rate` of deficit; the margin is
+        what Keepa's Java client adds to ``refillIn``.
+        """
+        return self.eta(1e-9, now) + 0.1
+
+    # -- mode --------------------------------------------------------------------
+    def target(self) -> float:
+        """The burst target for the refill rate currently believed."""
+        return self.config.burst_target(self.rate)
+
+    def set_mode(self, mode: str, now: float) -> None:
+        if mode == self.mode:
+            return
+        self.mode = mode
+        self.recharge_since = now if mode == RECHARGING else None
+        self.observer.on_mode(now, mode)
+
+    def state(self, now: float) -> TokenState:
+        target = self.target()
+        return TokenState(
+            mode=self.mode,
+            estimate=self.estimate(now),
+            target=target,
+            min_threshold=self.config.min_token_threshold,
+            rate=self.rate,
+            eta_s=self.eta(target, now) if self.mode == RECHARGING else 0.0,
+            last_reading_age_s=None if self._read_at is None else now - self._read_at,
+        )

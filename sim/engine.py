@@ -1,0 +1,59 @@
+"""One simulated run: the collector, the mock Keepa and a recorder on one clock."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+import simpy
+
+from collector.app import Collector
+from collector.config import Config
+from collector.storage import MemoryStorage
+from sim.keepa import DealMarket, MockKeepa
+from sim.recorder import Recorder, Sample
+from sim.runtime import SimRuntime
+from sim.settings import Scenario
+
+START_MS = 1_770_508_800_000  # 2026-02-08T00:00Z, the day of the seed's stall
+SAMPLE_S = 60
+
+
+@dataclass
+class Run:
+    """A finished run: the summary and what it was made from."""
+
+    summary: dict
+    recorder: Recorder
+    collector: Collector
+    server: MockKeepa
+
+
+def simulate(config: Config, scenario: Scenario) -> Run:
+    wall = time.perf_counter()
+    env = simpy.Environment()
+    market = DealMarket(scenario.market, scenario.seed, START_MS)
+    server = MockKeepa(scenario.server, market, scenario.seed, START_MS)
+    runtime = SimRuntime(env, server, START_MS, scenario.seed)
+    recorder = Recorder()
+    collector = Collector(runtime, config, MemoryStorage(), recorder)
+    collector.start()
+    horizon_ms = round(scenario.hours * 3_600_000)
+    env.process(_sample(env, server, collector, recorder))
+    env.run(until=horizon_ms)
+    market.advance(START_MS + horizon_ms)
+    server.bucket.advance(START_MS + horizon_ms)
+    arrived = {a: (ms - START_MS) / 1000 for a, ms in market.arrived_ms.items()}
+    summary = recorder.summary(horizon_ms / 1000, server.bucket, arrived)
+    summary["wall_s"] = time.perf_counter() - wall
+    return Run(summary, recorder, collector, server)
+
+
+def _sample(env: simpy.Environment, server: MockKeepa, collector: Collector, recorder: Recorder):
+    """Once a simulated minute: the server's balance beside the client's estimate."""
+    while True:
+        now_s = env.now / 1000
+        server.bucket.advance(START_MS + env.now)
+        recorder.samples.append(Sample(now_s, server.bucket.balance,
+                                       collector.tokens.estimate(now_s), collector.tokens.mode))
+        yield env.timeout(SAMPLE_S * 1000)

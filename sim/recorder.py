@@ -1,0 +1,141 @@
+"""Everything a run did, and the summary `sim run` prints.
+
+The recorder is the collector's `Observer` (client-side view: calls, modes,
+stored deals) and reads the mock's books at the end (server-side truth:
+tokens generated, charged, lost to the cap, the lowest balance).
+"""
+
+from __future__ import annotations
+
+from collections import Counter, defaultdict
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from collector.events import CallRecord, Observer
+from collector.tokens import RECHARGING
+
+
+@dataclass
+class TaskBook:
+    api_calls: int = 0
+    token_calls: int = 0
+    tokens_reserved: float = 0.0
+    tokens_consumed: float = 0.0
+    http_429: int = 0
+    deals_processed: int = 0
+    deals_stored: int = 0
+    events: Counter = field(default_factory=Counter)
+
+
+@dataclass(frozen=True)
+class Sample:
+    """The bucket once a minute: server truth beside client belief."""
+
+    t: float
+    server_balance: float
+    estimate: float
+    mode: str
+
+
+class Recorder(Observer):
+    def __init__(self) -> None:
+        self.tasks: dict[str, TaskBook] = defaultdict(TaskBook)
+        self.modes: list[tuple[float, str]] = []
+        self.stored: list[tuple[float, str]] = []
+        self.commits = 0
+        self.samples: list[Sample] = []
+        self.calls: list[CallRecord] = []
+
+    def on_call(self, record: CallRecord) -> None:
+        self.calls.append(record)
+        book = self.tasks[record.task]
+        if record.path == "token":
+            book.token_calls += 1
+            return
+        book.api_calls += 1
+        book.tokens_reserved += record.reserved
+        book.tokens_consumed += record.consumed or 0
+        book.http_429 += record.status == 429
+
+    def on_mode(self, t: float, mode: str) -> None:
+        self.modes.append((t, mode))
+
+    def on_examined(self, t: float, task: str, count: int) -> None:
+        self.tasks[task].deals_processed += count
+
+    def on_stored(self, t: float, task: str, asins) -> None:
+        self.tasks[task].deals_stored += len(asins)
+        self.stored.extend((t, a) for a in asins)
+
+    def on_commit(self, t: float, task: str) -> None:
+        self.commits += 1
+
+    def on_task(self, t: float, task: str, event: str, detail: str = "") -> None:
+        self.tasks[task].events[event] += 1
+
+    # -- the summary ---------------------------------------------------------------
+    def recharge_seconds(self, horizon: float) -> float:
+        total, since = 0.0, None
+        for t, mode in self.modes:
+            if mode == RECHARGING and since is None:
+                since = t
+            elif mode != RECHARGING and since is not None:
+                total, since = total + t - since, None
+        return total + (horizon - since if since is not None else 0.0)
+
+    def summary(self, horizon_s: float, bucket, arrived_s: dict[str, float]) -> dict:
+        """The run's figures; `arrived_s` maps a new deal's ASIN to when Keepa listed it."""
+        hours, minutes = horizon_s / 3600, horizon_s / 60
+        books = dict(sorted(self.tasks.items()))
+        stored_at: dict[str, float] = {}
+        for t, asin in self.stored:
+            stored_at.setdefault(asin, t)
+        times = [0.0, *sorted(stored_at.values()), horizon_s]
+        fresh = [stored_at[a] - arrived for a, arrived in arrived_s.items() if a in stored_at]
+        api_calls = sum(b.api_calls for b in books.values())
+        available = bucket.initial + bucket.generated
+        return {
+            "deals_processed": sum(b.deals_processed for b in books.values()),
+            "deals_stored": len(stored_at),
+            "deals_per_hour": len(stored_at) / hours,
+            "api_calls": api_calls,
+            "calls_per_minute": api_calls / minutes,
+            "token_calls": sum(b.token_calls for b in books.values()),
+            "commits": self.commits,
+            "tokens_generated": bucket.generated,
+            "tokens_consumed": bucket.charged,
+            "tokens_reserved": sum(b.tokens_reserved for b in books.values()),
+            "token_utilization": bucket.charged / available if available else 0.0,
+            "tokens_lost_to_cap": bucket.lost_to_cap,
+            "http_429": sum(b.http_429 for b in books.values()),
+            "recharge_fraction": self.recharge_seconds(horizon_s) / horizon_s,
+            "min_balance": bucket.min_balance,
+            "final_balance": bucket.balance,
+            "max_gap_s": float(np.max(np.diff(times))),
+            "new_deals_listed": len(arrived_s),
+            "new_deals_stored": len(fresh),
+            "freshness_p50_s": _pct(fresh, 50),
+            "freshness_p95_s": _pct(fresh, 95),
+            "tasks": {
+                name: {
+                    "api_calls": b.api_calls,
+                    "calls_per_minute": b.api_calls / minutes,
+                    "token_calls": b.token_calls,
+                    "tokens_consumed": b.tokens_consumed,
+                    "tokens_reserved": b.tokens_reserved,
+                    "http_429": b.http_429,
+                    "deals_processed": b.deals_processed,
+                    "deals_stored": b.deals_stored,
+                    "runs": b.events["start"],
+                    "skipped": b.events["skip"],
+                    "aborted": b.events["abort"],
+                    "errors": b.events["error"],
+                }
+                for name, b in books.items()
+            },
+        }
+
+
+def _pct(values: list[float], q: float) -> float | None:
+    return float(np.percentile(values, q)) if values else None

@@ -1,0 +1,77 @@
+"""The collector's runtime on a SimPy clock.
+
+The collector's tasks are ``async def`` coroutines. Here each one is driven as
+a SimPy process: whenever it awaits a runtime primitive, the primitive yields
+a SimPy event up through the coroutine chain; `_drive` hands that event to
+SimPy and sends the outcome back in. The clock counts whole milliseconds, and
+every positive wait is rounded up to at least one, so no loop can spin at a
+single instant (the float-clock pitfall).
+"""
+
+from __future__ import annotations
+
+import math
+import random
+from collections.abc import Coroutine, Generator
+from typing import Any
+
+import simpy
+
+from collector.runtime import Request, Response
+from sim.keepa import MockKeepa
+
+
+class _Event:
+    """Awaitable wrapper: awaiting it suspends the coroutine until the event fires."""
+
+    __slots__ = ("event",)
+
+    def __init__(self, event: simpy.Event):
+        self.event = event
+
+    def __await__(self) -> Generator[simpy.Event, Any, Any]:
+        return (yield self.event)
+
+
+def _drive(coroutine: Coroutine) -> Generator[simpy.Event, Any, Any]:
+    """A SimPy process body that runs `coroutine` to completion."""
+    send, value = coroutine.send, None
+    while True:
+        try:
+            event = send(value)
+        except StopIteration as stop:
+            return stop.value
+        value = yield event
+
+
+def to_ms(seconds: float) -> int:
+    return math.ceil(seconds * 1000) if seconds > 0 else 0
+
+
+class SimRuntime:
+    """Virtual time and an in-process mock Keepa, for the collector."""
+
+    def __init__(self, env: simpy.Environment, server: MockKeepa, start_ms: int, seed: int,
+                 key: str = "sim"):
+        self.env = env
+        self.server = server
+        self.start_ms = start_ms
+        self.key = key
+        self.rng = random.Random(f"{seed}/client")
+
+    def now(self) -> float:
+        return self.env.now / 1000.0
+
+    def sleep(self, seconds: float) -> _Event:
+        return _Event(self.env.timeout(to_ms(seconds)))
+
+    async def send(self, request: Request) -> Response:
+        params = {**request.params, "key": self.key}
+        pending = self.server.begin(request.path, params, self.start_ms + self.env.now)
+        if pending.latency_ms:
+            await _Event(self.env.timeout(pending.latency_ms))
+        status, body = self.server.finish(pending, self.start_ms + self.env.now)
+        return Response(status, body)
+
+    def spawn(self, coroutine: Coroutine[Any, Any, None]) -> None:
+        self.env.process(_drive(coroutine))

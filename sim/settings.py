@@ -1,0 +1,79 @@
+"""The simulated world's knobs beside the collector's: server and market.
+
+``--set server.initial=50`` and ``--set market.backlog=2000`` reach these; any
+other key is the collector's (``collector.config``). One parser for both.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import typing
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+from collector.config import Config, ConfigError, coerce, parse_assignment
+from sim.keepa import MarketSettings, ServerSettings
+
+PREFIXES = ("server", "market")
+
+
+@dataclass(frozen=True)
+class Scenario:
+    """Everything outside the collector that one run needs."""
+
+    hours: float = 24.0
+    seed: int = 0
+    server: ServerSettings = field(default_factory=ServerSettings)
+    market: MarketSettings = field(default_factory=MarketSettings)
+
+    def __post_init__(self) -> None:
+        if not self.hours > 0:
+            raise ConfigError(f"hours: must be > 0, got {self.hours}")
+        if not self.server.rate > 0:
+            raise ConfigError(f"refill rate: must be > 0, got {self.server.rate}")
+        for name in ("backlog", "arrivals_per_hour", "roughness_min"):
+            if getattr(self.market, name) < 0:
+                raise ConfigError(f"market.{name}: must be >= 0")
+        for name in ("survivor_share", "many_offers_share", "offers_fresh_share",
+                     "rating_fresh_share"):
+            if not 0 <= getattr(self.market, name) <= 1:
+                raise ConfigError(f"market.{name}: must be between 0 and 1")
+
+    def updated(self, changes: dict[str, object]) -> Scenario:
+        """Apply ``server.KEY`` / ``market.KEY`` changes (typed or strings)."""
+        parts = {p: {} for p in PREFIXES}
+        for key, value in changes.items():
+            prefix, _, name = key.partition(".")
+            parts[prefix][name] = value
+        return dataclasses.replace(self, **{
+            p: _replace(getattr(self, p), p, parts[p]) for p in PREFIXES if parts[p]})
+
+
+def _replace(obj, prefix: str, changes: dict[str, object]):
+    hints = typing.get_type_hints(type(obj))
+    typed = {}
+    for name, value in changes.items():
+        if name not in hints or name == "rate":
+            raise ConfigError(f"unknown config key '{prefix}.{name}'")
+        typed[name] = coerce(hints[name], value, f"{prefix}.{name}")
+    return dataclasses.replace(obj, **typed)
+
+
+def split_overrides(assignments: Iterable[str]) -> tuple[dict[str, str], dict[str, str]]:
+    """``key=value`` strings → (collector changes, scenario changes)."""
+    collector, world = {}, {}
+    for text in assignments:
+        key, value = parse_assignment(text)
+        (world if key.split(".")[0] in PREFIXES else collector)[key] = value
+    return collector, world
+
+
+def build(preset: str | None, config_file: str | None, assignments: Iterable[str],
+          refill: float, hours: float, seed: int) -> tuple[Config, Scenario]:
+    """The config and scenario that ``sim run``'s options describe."""
+    collector_changes, world_changes = split_overrides(assignments)
+    config = Config.load(preset, config_file).updated(collector_changes)
+    if "refill_rate" not in collector_changes:
+        config = config.updated({"refill_rate": refill})
+    scenario = Scenario(hours, seed, ServerSettings(rate=refill)).updated(world_changes)
+    return config, scenario
