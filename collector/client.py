@@ -109,7 +109,8 @@ class KeepaClient:
             if status == 200:
                 return body or {}
             if status == 429:
-                await self._wait(self.policy.after_429(self.tokens, now), "429 retry", task)
+                await self._wait(self.policy.after_429(self.tokens, now), "429 retry", task,
+                                 whole=True)
                 continue
             if status in (0, 500, 502, 503, 504):
                 failures += 1
@@ -129,12 +130,16 @@ class KeepaClient:
                     await self.sync(task)
         self.tokens.reserve(task, cost, self.runtime.now())
 
-    async def _wait(self, seconds: float, reason: str, task: str) -> None:
-        """Wait for tokens: one poll interval at most, or give up per ``on_long_wait``."""
+    async def _wait(self, seconds: float, reason: str, task: str, whole: bool = False) -> None:
+        """Wait for tokens, or give up per ``on_long_wait``. A policy's wait lasts one poll
+        interval at most, to look again; a 429's lasts as long as the envelope says
+        (`whole`), so the retry does not meet the same empty bucket."""
         limit = self.config.max_wait_s
         if limit is not None and seconds > limit and self.config.on_long_wait == "abort":
             raise WaitTooLong(f"{task}: {reason} wait of {_secs(seconds)} exceeds {_secs(limit)}")
-        await self.runtime.sleep(min(seconds, self.config.poll_interval_s))
+        if not whole or math.isinf(seconds):
+            seconds = min(seconds, self.config.poll_interval_s)
+        await self.runtime.sleep(seconds)
 
     def _backoff(self, failures: int) -> float:
         ceiling = min(self.config.backoff_cap_s, self.config.backoff_base_s * 2 ** (failures - 1))

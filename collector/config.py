@@ -179,8 +179,8 @@ class Config:
         table: dict = {}
         if file is not None:
             table = read_toml_table(file, "collector")
-        base = table.pop("preset", None) if preset is None else preset
-        config = preset_config(base or "seed-after")
+        named = table.pop("preset", None)
+        config = preset_config(preset or named or "seed-after")
         config = config.updated(table)
         return config.updated(dict(parse_assignment(o) for o in overrides))
 
@@ -195,13 +195,13 @@ class Config:
         return dataclasses.replace(self, **typed)
 
     def to_dict(self) -> dict:
-        """Plain TOML-able values; unset optional knobs are left out."""
+        """Every knob as a plain TOML value; an unset optional knob is ``"none"``
+        (TOML has no null), which `updated` reads back as unset."""
         out = {}
         for f in dataclasses.fields(self):
             value = getattr(self, f.name)
-            if value is None:
-                continue
-            out[f.name] = str(value) if isinstance(value, StepRule) else value
+            out[f.name] = ("none" if value is None
+                           else str(value) if isinstance(value, StepRule) else value)
         return out
 
     def to_toml(self, header: str = "") -> str:

@@ -140,6 +140,28 @@ class TokenManager:
         self.recharge_since = now if mode == RECHARGING else None
         self.observer.on_mode(now, mode)
 
+    # -- persistence (a live collector saves this; ``collector status`` rebuilds it) --------
+    def export(self, offset: float = 0.0) -> dict[str, Any]:
+        """The belief as plain data; `offset` is added to every time (e.g. to epoch seconds)."""
+        shift = lambda t: None if t is None else t + offset  # noqa: E731
+        return {"rate": self.rate, "balance": self._balance, "as_of": shift(self._as_of),
+                "next_refill": shift(self._next_refill), "read_at": shift(self._read_at),
+                "mode": self.mode, "recharge_since": shift(self.recharge_since),
+                "last_call": {task: t + offset for task, t in self.last_call.items()}}
+
+    @classmethod
+    def restore(cls, config: Config, belief: dict[str, Any]) -> TokenManager:
+        """A manager holding an `export`ed belief, on that belief's clock."""
+        tokens = cls(config, now=belief["as_of"])
+        tokens.rate = belief["rate"]
+        tokens._balance = belief["balance"]
+        tokens._next_refill = belief["next_refill"]
+        tokens._read_at = belief["read_at"]
+        tokens.mode = belief["mode"]
+        tokens.recharge_since = belief["recharge_since"]
+        tokens.last_call = dict(belief["last_call"])
+        return tokens
+
     def state(self, now: float) -> TokenState:
         target = self.target()
         return TokenState(

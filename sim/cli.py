@@ -87,3 +87,12 @@ def render(s: dict, hours: float, refill: float) -> str:
                      f" {t['deals_stored']:7d} {t['runs']:5d} {t['skipped']:8d}")
     lines.append(f"  wall              {s['wall_s']:.2f} s")
     return "\n".join(lines)
+
+
+from sim.serve import serve  # noqa: E402 - registered after the group exists
+
+main.add_command(serve)
+from sim.sweep_cli import plot, sweep, tune  # noqa: E402 - sweep, plot and tune live there
+
+for command in (sweep, plot, tune):
+    main.add_command(command)

@@ -1,8 +1,10 @@
 """Everything a run did, and the summary `sim run` prints.
 
 The recorder is the collector's `Observer` (client-side view: calls, modes,
-stored deals) and reads the mock's books at the end (server-side truth:
-tokens generated, charged, lost to the cap, the lowest balance).
+stored deals, and per endpoint the tokens reserved against those the
+envelopes reported consumed) and reads the mock's books at the end
+(server-side truth: tokens generated, charged, lost to the cap, the lowest
+balance).
 """
 
 from __future__ import annotations
@@ -17,14 +19,29 @@ from collector.tokens import RECHARGING
 
 
 @dataclass
-class TaskBook:
+class CallBook:
+    """Calls with the tokens reserved for them and those the envelopes said they cost."""
+
     api_calls: int = 0
-    token_calls: int = 0
     tokens_reserved: float = 0.0
     tokens_consumed: float = 0.0
     http_429: int = 0
+    failures: int = 0  # no answer (dropped connection) or a 5xx
+
+    def add(self, record: CallRecord) -> None:
+        self.api_calls += 1
+        self.tokens_reserved += record.reserved
+        self.tokens_consumed += record.consumed or 0
+        self.http_429 += record.status == 429
+        self.failures += record.status == 0 or record.status >= 500
+
+
+@dataclass
+class TaskBook(CallBook):
+    token_calls: int = 0
     deals_processed: int = 0
     deals_stored: int = 0
+    commits: int = 0
     events: Counter = field(default_factory=Counter)
 
 
@@ -41,6 +58,7 @@ class Sample:
 class Recorder(Observer):
     def __init__(self) -> None:
         self.tasks: dict[str, TaskBook] = defaultdict(TaskBook)
+        self.endpoints: dict[str, CallBook] = defaultdict(CallBook)
         self.modes: list[tuple[float, str]] = []
         self.stored: list[tuple[float, str]] = []
         self.commits = 0
@@ -49,14 +67,12 @@ class Recorder(Observer):
 
     def on_call(self, record: CallRecord) -> None:
         self.calls.append(record)
+        self.endpoints[record.path].add(record)
         book = self.tasks[record.task]
         if record.path == "token":
             book.token_calls += 1
             return
-        book.api_calls += 1
-        book.tokens_reserved += record.reserved
-        book.tokens_consumed += record.consumed or 0
-        book.http_429 += record.status == 429
+        book.add(record)
 
     def on_mode(self, t: float, mode: str) -> None:
         self.modes.append((t, mode))
@@ -70,6 +86,7 @@ class Recorder(Observer):
 
     def on_commit(self, t: float, task: str) -> None:
         self.commits += 1
+        self.tasks[task].commits += 1
 
     def on_task(self, t: float, task: str, event: str, detail: str = "") -> None:
         self.tasks[task].events[event] += 1
@@ -103,12 +120,14 @@ class Recorder(Observer):
             "calls_per_minute": api_calls / minutes,
             "token_calls": sum(b.token_calls for b in books.values()),
             "commits": self.commits,
+            "initial_balance": bucket.initial,
             "tokens_generated": bucket.generated,
             "tokens_consumed": bucket.charged,
             "tokens_reserved": sum(b.tokens_reserved for b in books.values()),
             "token_utilization": bucket.charged / available if available else 0.0,
             "tokens_lost_to_cap": bucket.lost_to_cap,
             "http_429": sum(b.http_429 for b in books.values()),
+            "call_failures": sum(e.failures for e in self.endpoints.values()),
             "recharge_fraction": self.recharge_seconds(horizon_s) / horizon_s,
             "min_balance": bucket.min_balance,
             "final_balance": bucket.balance,
@@ -127,12 +146,19 @@ class Recorder(Observer):
                     "http_429": b.http_429,
                     "deals_processed": b.deals_processed,
                     "deals_stored": b.deals_stored,
+                    "commits": b.commits,
                     "runs": b.events["start"],
                     "skipped": b.events["skip"],
                     "aborted": b.events["abort"],
                     "errors": b.events["error"],
                 }
                 for name, b in books.items()
+            },
+            "endpoints": {
+                path: {"calls": e.api_calls, "tokens_reserved": e.tokens_reserved,
+                       "tokens_consumed": e.tokens_consumed, "http_429": e.http_429,
+                       "failures": e.failures}
+                for path, e in sorted(self.endpoints.items())
             },
         }
 

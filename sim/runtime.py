@@ -17,8 +17,9 @@ from typing import Any
 
 import simpy
 
-from collector.runtime import Request, Response
+from collector.runtime import Request, Response, TransportError
 from sim.keepa import MockKeepa
+from sim.keepa.server import DROPPED
 
 
 class _Event:
@@ -42,6 +43,14 @@ def _drive(coroutine: Coroutine) -> Generator[simpy.Event, Any, Any]:
         except StopIteration as stop:
             return stop.value
         value = yield event
+
+
+def answer(status: int, body: dict | str) -> Response:
+    """The mock's answer as the client gets it: no answer at all if the connection
+    dropped, no body if it is not JSON."""
+    if status == DROPPED:
+        raise TransportError("connection dropped")
+    return Response(status, body if isinstance(body, dict) else None)
 
 
 def to_ms(seconds: float) -> int:
@@ -70,8 +79,7 @@ class SimRuntime:
         pending = self.server.begin(request.path, params, self.start_ms + self.env.now)
         if pending.latency_ms:
             await _Event(self.env.timeout(pending.latency_ms))
-        status, body = self.server.finish(pending, self.start_ms + self.env.now)
-        return Response(status, body)
+        return answer(*self.server.finish(pending, self.start_ms + self.env.now))
 
     def spawn(self, coroutine: Coroutine[Any, Any, None]) -> None:
         self.env.process(_drive(coroutine))

@@ -11,6 +11,7 @@ import time
 
 from collector.runtime import Request, Response
 from sim.keepa import MockKeepa
+from sim.runtime import answer
 
 
 def wall_ms() -> int:
@@ -26,5 +27,4 @@ class MockTransport:
         pending = self.server.begin(request.path, {**request.params, "key": self.key}, wall_ms())
         if pending.latency_ms:
             await asyncio.sleep(pending.latency_ms / 1000)
-        status, body = self.server.finish(pending, wall_ms())
-        return Response(status, body)
+        return answer(*self.server.finish(pending, wall_ms()))

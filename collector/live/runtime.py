@@ -3,6 +3,8 @@
 The tasks are the same coroutines the simulator drives; here asyncio drives
 them, sleeps are real, and requests go to a transport: Keepa over HTTP, or
 the mock Keepa in process (``sim.transport``), like httpx's transports.
+`LiveRuntime.stop` cancels every task at its current await, which makes any
+wait interruptible and never splits a storage commit (commits do not await).
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ class LiveRuntime:
         self.rng = random.Random(seed)
         self._t0 = time.monotonic()
         self._tasks: set[asyncio.Task] = set()
+        self.failure: BaseException | None = None  # the first task that died of a bug
 
     def now(self) -> float:
         return time.monotonic() - self._t0
@@ -39,4 +42,17 @@ class LiveRuntime:
     def spawn(self, coroutine: Coroutine[Any, Any, None]) -> None:
         task = asyncio.get_running_loop().create_task(coroutine)
         self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        task.add_done_callback(self._done)
+
+    def _done(self, task: asyncio.Task) -> None:
+        self._tasks.discard(task)
+        if not task.cancelled() and task.exception() is not None and self.failure is None:
+            self.failure = task.exception()
+
+    async def stop(self) -> None:
+        """Cancel every task and wait until they have all unwound."""
+        while self._tasks:
+            tasks = list(self._tasks)
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)

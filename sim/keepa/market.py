@@ -115,7 +115,22 @@ class DealMarket:
         return deal
 
     def listing(self, sort_type: int) -> list[str]:
-        """The deal list in the order a ``sortType`` gives (1 newest, else sales rank)."""
+        """The deal list in a ``sortType``'s order: 1 newest, 2 largest price drop, 3 (or
+        unset) best sales rank, 4 largest drop in percent; negative inverts 2 to 4."""
         if sort_type == 1:
             return [asin for _, asin in reversed(self.by_update)]
-        return [asin for _, asin in self.by_rank]
+        if abs(sort_type) in (2, 4):
+            drop = (lambda d: d.sell - d.buy) if abs(sort_type) == 2 else (
+                lambda d: (d.sell - d.buy) / d.sell)
+            ranked = sorted(self.deals.values(), key=drop, reverse=sort_type > 0)
+            return [d.asin for d in ranked]
+        ranked = [asin for _, asin in self.by_rank]
+        return ranked[::-1] if sort_type < 0 else ranked
+
+    def seller(self, seller_id: str) -> dict | None:
+        """The seller object, or None for an id Keepa does not know."""
+        number = seller_id[1:]
+        if seller_id[:1] != "A" or len(number) != 7 or not number.isdigit() \
+                or int(number) >= self.settings.sellers:
+            return None
+        return {"sellerId": seller_id, "sellerName": f"Seller {seller_id}"}

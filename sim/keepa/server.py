@@ -1,27 +1,40 @@
 """The mock Keepa server: validation, admission, costs, latency, envelope.
 
 A request is handled in two steps, as the real server must (keepa-api.md
-§3.4): `MockKeepa.begin` validates it, admits it if the balance is > 0
-(else 429, nothing charged), builds the answer and its *actual* cost and
-draws the latency; `MockKeepa.finish`, called when that latency has passed,
-charges the cost and writes the envelope. Admitted calls in flight are all
-charged, so the balance can go negative.
+§3.4): `MockKeepa.begin` checks the key and the parameters (400, 402, 404,
+405), admits the call if the balance is > 0 (else 429, nothing charged),
+builds the answer and its *actual* cost and draws the latency;
+`MockKeepa.finish`, called when that latency has passed, charges the cost and
+writes the envelope. Admitted calls in flight are all charged, so the balance
+can go negative. The costs follow keepa-api.md §1 and §6.4; where the
+reference marks a behaviour as inferred, a `ServerSettings` knob chooses it.
+
+`finish` answers ``(status, body)``: body is the JSON object, or a string for
+a non-JSON error page; status `DROPPED` means the connection broke after the
+server did (and charged) the work, so the caller must not deliver an answer.
 """
 
 from __future__ import annotations
 
 import json
 import random
-from dataclasses import dataclass, field
-from typing import Any
+from collections import Counter
+from dataclasses import dataclass
+from typing import Any, NamedTuple
+
+from collector.config import ConfigError
 
 from .bucket import TokenBucket
+from .faults import Faults, FaultSettings, error_page, parse_errors, parse_windows
 from .market import DealMarket
 
 DEAL_PAGE = 150
 DEAL_REACH = 10_000
+DEAL_LAST_PAGE = DEAL_REACH // DEAL_PAGE  # page 66 holds results 9,900 to 9,999
 DEAL_CACHE_MS = 120_000
+DEAL_SORTS = (0, 1, 2, 3, 4, -2, -3, -4)  # 0: unset (sales rank); 1 is not invertible
 HOUR_MS = 3_600_000
+DROPPED = 0  # status of a call whose connection broke: no HTTP answer at all
 
 
 @dataclass(frozen=True)
@@ -29,12 +42,53 @@ class ServerSettings:
     """The server's knobs (``--set server.KEY=VALUE``); `rate` comes from ``--refill``."""
 
     rate: float = 5.0
-    initial: float | None = None  # starting balance; None = full (60 x rate)
+    # -- the bucket (keepa-api.md §3)
+    initial: float | None = None  # starting balance; None = full (60 x net rate)
     phase_ms: int | None = None  # refill phase within the minute; None = drawn from the seed
     continuous: bool = False  # refill continuously instead of one lump a minute
+    expiry: bool = False  # each token lives 60 min, instead of a cap of 60 x net rate
     flow_reduction: float = 0.0  # tokenFlowReduction, tokens/minute
-    latency: bool = True  # simulate processing time (offers calls take seconds)
+    report_net_rate: bool = False  # refillRate reported net of tokenFlowReduction (unverified)
+    # -- keys and endpoints (§1, §4)
     key: str | None = None  # the only accepted key; None accepts any
+    expired: bool = False  # the key's plan lapsed: every call is a 402
+    offers_max_asins: int = 100  # the Java client's "max 20 ASINs with offers", if set to 20
+    deal_empty_free: bool = False  # a /deal page with no results costs nothing (unverified)
+    # -- time (§1.2: offers calls take 2-20 s)
+    latency: bool = True  # simulate processing time
+    latency_scale: float = 1.0  # multiply every processing time
+    # -- faults, all off by default (§4, §6.7)
+    errors: str = ""  # server errors with HTML bodies: "500:0.01,503:0.02" (share per status)
+    outages: str = ""  # every call 503 in these windows: "START_S+LENGTH_S,..." after the start
+    drop: float = 0.0  # share of admitted calls charged whose connection then drops
+    slow: float = 0.0  # share of calls that take `slow_s` longer
+    slow_s: float = 30.0
+    offers_fail: float = 0.0  # share of products whose offer fetch fails: 1 token, history only
+    rate_noise: float = 0.0  # the reported refillRate is off by up to this, tokens/minute
+    lockout_below: float | None = None  # not Keepa's: below -N the key gets only 429s ...
+    lockout_s: float = 86_400.0  # ... for this long
+
+    def __post_init__(self) -> None:
+        for name in ("drop", "slow", "offers_fail"):
+            if not 0 <= getattr(self, name) <= 1:
+                raise ConfigError(f"server.{name}: must be between 0 and 1")
+        for name in ("flow_reduction", "latency_scale", "slow_s", "rate_noise", "lockout_s"):
+            if getattr(self, name) < 0:
+                raise ConfigError(f"server.{name}: must be >= 0")
+        if not 1 <= self.offers_max_asins <= 100:
+            raise ConfigError("server.offers_max_asins: must be between 1 and 100")
+        if self.lockout_below is not None and self.lockout_below < 0:
+            raise ConfigError("server.lockout_below: must be >= 0 (the lockout is below -N)")
+        self.fault_settings()  # parse errors and outages now: a bad one is a one-line error
+
+    def fault_settings(self) -> FaultSettings | None:
+        """The faults switched on, or None when there are none (the fast path)."""
+        faults = FaultSettings(parse_errors(self.errors), parse_windows(self.outages), self.drop,
+                               self.slow, round(self.slow_s * 1000), self.offers_fail,
+                               self.rate_noise, self.lockout_below, round(self.lockout_s * 1000))
+        switched = (faults.errors, faults.outages, faults.drop, faults.slow, faults.offers_fail,
+                    faults.rate_noise, faults.lockout_below is not None)
+        return faults if any(switched) else None
 
 
 @dataclass
@@ -45,16 +99,31 @@ class Pending:
     payload: dict[str, Any]
     cost: float = 0.0
     latency_ms: int = 0
-    reserved: float = 0.0
-    zeroed: bool = False
+    zeroed: bool = False  # the envelope's token fields are all 0 (bad key, no plan, bad path)
     path: str = ""
-    params: dict[str, str] = field(default_factory=dict)
+    text: str | None = None  # a non-JSON body instead of payload and envelope
+    dropped: bool = False
 
 
 class Reject(Exception):
     def __init__(self, status: int, kind: str, message: str):
         super().__init__(message)
         self.status, self.kind = status, kind
+
+
+class DealQuery(NamedTuple):
+    cache_key: str
+    page: int
+    sort: int
+
+
+class ProductQuery(NamedTuple):
+    asins: list[str]
+    offers: int
+    update: int
+    rating: bool
+    buybox: bool
+    stock: bool
 
 
 class MockKeepa:
@@ -67,10 +136,17 @@ class MockKeepa:
             phase = random.Random(f"{seed}/phase").randrange(60_000)
         self.bucket = TokenBucket(settings.rate, start_ms, phase_ms=phase,
                                   initial=settings.initial, continuous=settings.continuous,
-                                  flow_reduction=settings.flow_reduction)
-        self.offers_fetched: dict[str, int] = {}
+                                  flow_reduction=settings.flow_reduction, expiry=settings.expiry)
+        fault_settings = settings.fault_settings()
+        self.faults = Faults(fault_settings, seed, start_ms) if fault_settings else None
+        self.offers_fetched: dict[str, int] = {}  # when each product's offers were last fetched
+        self.refreshed: dict[str, int] = {}  # when Keepa last refreshed a product on request
         self._deal_cache: dict[str, tuple[int, list[str]]] = {}
         self.http_429 = 0
+        self.charged_by_path: Counter[str] = Counter()
+        self._endpoints = {"token": (_token_args, self._token), "deal": (_deal_args, self._deal),
+                           "product": (self._product_args, self._product),
+                           "seller": (_seller_args, self._seller)}
 
     # -- the two steps -----------------------------------------------------------------
     def begin(self, path: str, params: dict[str, str], now_ms: int,
@@ -78,31 +154,51 @@ class MockKeepa:
         path = path.strip("/")
         self.market.advance(now_ms)
         self.bucket.advance(now_ms)
-        if self.settings.key is not None and params.get("key") != self.settings.key:
+        faults = self.faults
+        if faults is not None and (failure := faults.failure(now_ms)):
+            return Pending(failure, {}, text=error_page(failure), path=path)
+        key = params.get("key")
+        if not key or self.settings.key is not None and key != self.settings.key:
             return Pending(400, _error("invalidParameter", "You used an invalid parameter for "
                                        "this API call."), zeroed=True, path=path)
-        handler = getattr(self, f"_{path}", None) if path in ENDPOINTS else None
-        if handler is None:
-            return Pending(404, _error("notFound", f"unknown path /{path}"), path=path)
-        if path != "token" and self.bucket.balance <= 0:
+        if self.settings.expired:
+            return Pending(402, _error("paymentRequired", "Your API access has expired."),
+                           zeroed=True, path=path)
+        endpoint = self._endpoints.get(path)
+        if endpoint is None:
+            return Pending(404, _error("notFound", f"unknown path /{path}"), zeroed=True, path=path)
+        parse, run = endpoint
+        try:
+            query = parse(params, body)
+        except Reject as exc:
+            return Pending(exc.status, _error(exc.kind, str(exc)), path=path)
+        if path != "token" and (self.bucket.balance <= 0
+                                or faults is not None and faults.locked(now_ms)):
             self.http_429 += 1
             return Pending(429, _error("notEnoughToken", "Not enough tokens."),
                            latency_ms=self._latency(5, 20), path=path)
-        try:
-            payload, cost, latency = handler(params, now_ms, body)
-        except Reject as exc:
-            return Pending(exc.status, _error(exc.kind, str(exc)), path=path)
-        return Pending(200, payload, cost, latency, path=path, params=params)
+        payload, cost, latency = run(query, now_ms)
+        pending = Pending(200, payload, cost, latency, path=path)
+        if faults is not None:
+            pending.latency_ms += faults.slow_ms()
+            pending.dropped = faults.dropped()
+        return pending
 
-    def finish(self, pending: Pending, now_ms: int) -> tuple[int, dict[str, Any]]:
+    def finish(self, pending: Pending, now_ms: int) -> tuple[int, dict[str, Any] | str]:
         if pending.cost:
             self.bucket.charge(pending.cost, now_ms)
+            self.charged_by_path[pending.path] += pending.cost
+            if self.faults is not None:
+                self.faults.after_charge(self.bucket.balance, now_ms)
         else:
             self.bucket.advance(now_ms)
-        return pending.status, {**self.envelope(now_ms, pending), **pending.payload}
+        if pending.text is not None:
+            return pending.status, pending.text
+        body = {**self.envelope(now_ms, pending), **pending.payload}
+        return (DROPPED if pending.dropped else pending.status), body
 
     def handle(self, path: str, params: dict[str, str], now_ms: int,
-               body: str | None = None) -> tuple[int, dict[str, Any]]:
+               body: str | None = None) -> tuple[int, dict[str, Any] | str]:
         """Both steps at one instant (no latency); for tests and quick looks."""
         return self.finish(self.begin(path, params, now_ms, body), now_ms)
 
@@ -111,37 +207,31 @@ class MockKeepa:
             return {"timestamp": now_ms, "tokensLeft": 0, "refillIn": 0, "refillRate": 0,
                     "tokenFlowReduction": 0.0, "tokensConsumed": 0, "processingTimeInMs": 0}
         b = self.bucket
+        rate = b.net_rate if self.settings.report_net_rate else b.rate
+        if self.faults is not None:
+            rate = self.faults.reported_rate(rate)
         return {"timestamp": now_ms, "tokensLeft": _int(b.balance),
-                "refillIn": b.refill_in_ms(now_ms), "refillRate": _int(b.rate),
+                "refillIn": b.refill_in_ms(now_ms), "refillRate": _int(rate),
                 "tokenFlowReduction": float(b.flow_reduction),
                 "tokensConsumed": _int(pending.cost), "processingTimeInMs": pending.latency_ms}
 
-    # -- endpoints: each returns (payload, actual cost, latency ms) ----------------------
-    def _token(self, params, now_ms, body):
+    # -- endpoints: a parser (raises Reject) and a handler -> (payload, cost, latency ms) --
+    def _token(self, query, now_ms):
         return {}, 0.0, self._latency(20, 80)
 
-    def _deal(self, params, now_ms, body):
-        raw = body if body is not None else params.get("selection")
-        if not raw:
-            raise Reject(400, "invalidParameter", "selection is required")
-        try:
-            selection = json.loads(raw)
-            page = int(selection.get("page", 0))
-            sort_type = int(selection.get("sortType", 0))
-        except (ValueError, TypeError, AttributeError):
-            raise Reject(400, "invalidParameter", "selection is not valid JSON") from None
-        if page < 0:
-            raise Reject(405, "parameterOutOfRange", "page must be >= 0")
-        key = json.dumps({k: v for k, v in selection.items() if k != "page"}, sort_keys=True)
-        cached = self._deal_cache.get(key)
+    def _deal(self, query: DealQuery, now_ms: int):
+        cached = self._deal_cache.get(query.cache_key)
         if cached is None or now_ms - cached[0] >= DEAL_CACHE_MS:
-            cached = (now_ms, self.market.listing(sort_type)[:DEAL_REACH])
-            self._deal_cache[key] = cached
-        asins = cached[1][page * DEAL_PAGE:(page + 1) * DEAL_PAGE]
+            cached = (now_ms, self.market.listing(query.sort)[:DEAL_REACH])
+            self._deal_cache[query.cache_key] = cached
+        asins = cached[1][query.page * DEAL_PAGE:(query.page + 1) * DEAL_PAGE]
         deals = [self.market.deals[a].deal_object() for a in asins]
-        return {"deals": {"dr": deals}}, 5.0, self._latency(300, 1200)
+        cost = 0.0 if not deals and self.settings.deal_empty_free else 5.0
+        return {"deals": {"dr": deals}}, cost, self._latency(300, 1200)
 
-    def _product(self, params, now_ms, body):
+    def _product_args(self, params, body) -> ProductQuery:
+        if "code" in params:
+            raise Reject(400, "invalidParameter", "code lookups are not modelled; use asin")
         asins = [a for a in params.get("asin", "").split(",") if a]
         if not asins:
             raise Reject(400, "invalidParameter", "asin is required")
@@ -150,45 +240,109 @@ class MockKeepa:
         offers = _int_param(params, "offers", 0)
         if offers and not 20 <= offers <= 100:
             raise Reject(405, "parameterOutOfRange", "offers must be between 20 and 100")
-        rating = params.get("rating") == "1"
-        update_ms = _int_param(params, "update", 1) * HOUR_MS
+        if offers and len(asins) > self.settings.offers_max_asins:
+            raise Reject(405, "parameterOutOfRange",
+                         f"at most {self.settings.offers_max_asins} ASINs with offers")
+        update = _int_param(params, "update", 1)
+        if update < -1:
+            raise Reject(405, "parameterOutOfRange", "update must be >= -1")
+        if "days" in params and _int_param(params, "days", 1) < 1:
+            raise Reject(405, "parameterOutOfRange", "days must be >= 1")
+        return ProductQuery(asins, offers, update, params.get("rating") == "1",
+                            params.get("buybox") == "1", params.get("stock") == "1")
+
+    def _product(self, q: ProductQuery, now_ms: int):
+        """1 per found product; with offers 6 per found offer page instead, or a flat 5
+        if the offers are fresher than `update` hours; rating, buybox, stock and
+        update=0 extras (keepa-api.md §1.2). Unknown ASINs are not returned and cost 0."""
+        faults = self.faults
         products, cost = [], 0.0
-        for asin in asins:
+        for asin in q.asins:
             deal = self.market.deals.get(asin)
             if deal is None:
                 continue
             products.append(deal.product_object())
-            if offers:
+            refreshed = self.refreshed.get(asin, deal.created_ms)
+            if q.offers:
                 last = self.offers_fetched.get(asin)
-                fresh = deal.offers_fresh or (last is not None and now_ms - last < update_ms)
-                cost += 5 if fresh else 6 * min(deal.offer_pages, offers // 10)
-                self.offers_fetched[asin] = now_ms
+                fresh = q.update == -1 or q.update > 0 and (
+                    deal.offers_fresh or last is not None and now_ms - last < q.update * HOUR_MS)
+                if faults is not None and faults.offers_failed():
+                    cost += 1
+                elif fresh:
+                    cost += 5
+                else:
+                    cost += 6 * min(deal.offer_pages, q.offers // 10)
+                    self.offers_fetched[asin] = now_ms
+                if q.stock:
+                    cost += 2
             else:
                 cost += 1
-            if rating and deal.rating_fresh:
+                if q.buybox:
+                    cost += 2
+                if q.update == 0 and now_ms - refreshed < HOUR_MS:
+                    cost += 1  # forcing a refresh of data Keepa would still have served
+            if q.update == 0 or q.update > 0 and now_ms - refreshed >= q.update * HOUR_MS:
+                self.refreshed[asin] = now_ms
+            if q.rating and deal.rating_fresh:
                 cost += 1
-        latency = (self._latency(2000, 20000, mean=5000) if offers
-                   else self._latency(100, 400) + 20 * len(asins))
-        return {"products": products}, cost, latency
+        per_asin = 20 * len(q.asins)
+        latency = (self._latency(2000, 20000, mean=5000) if q.offers
+                   else self._latency(100 + per_asin, 400 + per_asin))
+        return ({"products": products} if products else {}), cost, latency
 
-    def _seller(self, params, now_ms, body):
-        ids = [s for s in params.get("seller", "").split(",") if s]
-        if not ids:
-            raise Reject(400, "invalidParameter", "seller is required")
-        if len(ids) > 100:
-            raise Reject(405, "parameterOutOfRange", "at most 100 sellers per call")
-        sellers = {s: {"sellerId": s, "sellerName": f"Seller {s}"} for s in ids}
-        return {"sellers": sellers}, float(len(sellers)), self._latency(100, 400)
+    def _seller(self, ids: list[str], now_ms: int):
+        """1 per seller found; unknown ids cost nothing and are flagged in `error`."""
+        sellers = {s: found for s in ids if (found := self.market.seller(s)) is not None}
+        payload: dict[str, Any] = {"sellers": sellers}
+        unknown = [s for s in ids if s not in sellers]
+        if unknown:
+            payload.update(_error("invalidSellerId", f"unknown seller ids: {','.join(unknown)}"))
+        return payload, float(len(sellers)), self._latency(100, 400)
 
     def _latency(self, low: int, high: int, mean: int | None = None) -> int:
         if not self.settings.latency:
             return 0
         if mean is None:
-            return self.latency_rng.randint(low, high)
-        return min(high, low + round(self.latency_rng.expovariate(1 / (mean - low))))
+            ms = self.latency_rng.randint(low, high)
+        else:
+            ms = min(high, low + round(self.latency_rng.expovariate(1 / (mean - low))))
+        scale = self.settings.latency_scale
+        return ms if scale == 1.0 else round(ms * scale)
 
 
-ENDPOINTS = ("token", "deal", "product", "seller")
+def _token_args(params, body) -> None:
+    return None
+
+
+def _deal_args(params: dict[str, str], body: str | None) -> DealQuery:
+    raw = body if body is not None else params.get("selection")
+    if not raw:
+        raise Reject(400, "invalidParameter", "selection is required")
+    try:
+        selection = json.loads(raw)
+        page = int(selection.get("page", 0))
+        sort = int(selection.get("sortType", 0))
+        date_range = int(selection.get("dateRange", 0))
+    except (ValueError, TypeError, AttributeError):
+        raise Reject(400, "invalidParameter", "selection is not valid JSON") from None
+    if not 0 <= page <= DEAL_LAST_PAGE:
+        raise Reject(405, "parameterOutOfRange", f"page must be between 0 and {DEAL_LAST_PAGE}")
+    if sort not in DEAL_SORTS:
+        raise Reject(405, "parameterOutOfRange", "sortType must be 1 to 4, or -2 to -4")
+    if not 0 <= date_range <= 3:
+        raise Reject(405, "parameterOutOfRange", "dateRange must be between 0 and 3")
+    key = json.dumps({k: v for k, v in selection.items() if k != "page"}, sort_keys=True)
+    return DealQuery(key, page, sort)
+
+
+def _seller_args(params: dict[str, str], body) -> list[str]:
+    ids = [s for s in params.get("seller", "").split(",") if s]
+    if not ids:
+        raise Reject(400, "invalidParameter", "seller is required")
+    if len(ids) > 100:
+        raise Reject(405, "parameterOutOfRange", "at most 100 sellers per call")
+    return ids
 
 
 def _error(kind: str, message: str) -> dict[str, Any]:
@@ -204,4 +358,3 @@ def _int_param(params: dict[str, str], name: str, default: int) -> int:
         return int(params.get(name, default))
     except ValueError:
         raise Reject(400, "invalidParameter", f"{name} must be an integer") from None
-

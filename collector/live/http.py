@@ -1,0 +1,66 @@
+"""Keepa over HTTP: the live runtime's transport, on httpx.
+
+One `httpx.AsyncClient` for the whole run, so connections are kept alive and
+reused; bodies come gzipped and every call has timeouts. The contract with the
+client (``collector.client``) is narrow: an HTTP answer becomes a `Response`
+(its body None unless it is a JSON object, as Keepa's 500/503 pages are not),
+and no answer at all (refused, reset, dropped, timed out, undecodable) becomes
+a `TransportError` whose text has been through the `Redactor`, never chained
+to httpx's exception, which holds the URL and so the key.
+"""
+
+from __future__ import annotations
+
+import json
+
+import httpx
+
+from collector.config import ConfigError
+from collector.runtime import Request, Response, TransportError
+
+from .redact import Redactor
+
+TIMEOUT = httpx.Timeout(120.0, connect=15.0)  # offers calls take up to 20 s (keepa-api.md §1.2)
+
+
+def check_url(url: str) -> str:
+    """The API base URL without a trailing slash; a one-line error if it is not http(s)
+    or carries a query (the key goes in each request's query, nowhere else)."""
+    try:
+        parsed = httpx.URL(url)
+    except (httpx.InvalidURL, TypeError):
+        parsed = None
+    if parsed is None or parsed.scheme not in ("http", "https") or not parsed.host \
+            or parsed.query or parsed.fragment:
+        raise ConfigError(f"--api-url: expected http(s)://HOST[:PORT][/PATH], got {url!r}")
+    return url.rstrip("/")
+
+
+class HttpTransport:
+    def __init__(self, base_url: str, key: str, redactor: Redactor, workers: int = 4):
+        self.key = key
+        self.redact = redactor
+        self.client = httpx.AsyncClient(
+            base_url=check_url(base_url), timeout=TIMEOUT,
+            headers={"Accept-Encoding": "gzip", "Connection": "keep-alive"},
+            limits=httpx.Limits(max_connections=workers * 2, max_keepalive_connections=workers))
+
+    async def send(self, request: Request) -> Response:
+        try:
+            reply = await self.client.get(f"/{request.path}",
+                                          params={"key": self.key, **request.params})
+            content = reply.content
+        except httpx.HTTPError as exc:
+            raise TransportError(self.redact(f"{type(exc).__name__}: {exc}".rstrip(": "))) from None
+        return Response(reply.status_code, _json_object(content))
+
+    async def close(self) -> None:
+        await self.client.aclose()
+
+
+def _json_object(content: bytes) -> dict | None:
+    try:
+        body = json.loads(content)
+    except ValueError:
+        return None
+    return body if isinstance(body, dict) else None

@@ -1,0 +1,254 @@
+"""SQLite storage for the live collector: deals, progress, and the run log.
+
+The embedded default (one file, WAL mode, so ``collector status`` can read
+while a collector writes). Tables:
+
+- ``deals``: one row per ASIN (upsert): where it was first found (backfill or
+  recent), first and last stored (wall-clock epoch seconds), how often it was
+  stored, and what the collector kept of it;
+- ``progress``: the backfill cursor and the recent-deals watermark;
+- ``runs``: one row per ``collector live`` run: pid, start, heartbeat, end and
+  outcome, the API URL (redacted), the config, the TokenManager's last belief
+  and the run's counters, so a status reader can rebuild the picture;
+- ``log``: the run's notable events (start, stop, mode changes, task errors).
+
+A chunk's deals and the cursor advance are one transaction (`commit`), and
+SQLite's journal makes it all-or-nothing under kill -9.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+import time
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from collector.config import ConfigError
+from collector.storage import Cursor, StoredDeal
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS deals (
+    asin TEXT PRIMARY KEY,
+    source TEXT NOT NULL,
+    first_seen REAL NOT NULL,
+    last_seen REAL NOT NULL,
+    times_stored INTEGER NOT NULL,
+    last_update INTEGER NOT NULL,
+    title TEXT NOT NULL,
+    buy_cents INTEGER NOT NULL,
+    sell_cents INTEGER NOT NULL,
+    seller_id TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS progress (
+    id INTEGER PRIMARY KEY CHECK (id = 1),
+    cursor_page INTEGER NOT NULL,
+    cursor_index INTEGER NOT NULL,
+    watermark INTEGER,
+    updated_at REAL
+);
+INSERT OR IGNORE INTO progress (id, cursor_page, cursor_index) VALUES (1, 0, 0);
+CREATE TABLE IF NOT EXISTS runs (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    pid INTEGER NOT NULL,
+    started_at REAL NOT NULL,
+    heartbeat_at REAL NOT NULL,
+    ended_at REAL,
+    outcome TEXT,
+    api_url TEXT NOT NULL,
+    domain INTEGER NOT NULL,
+    config TEXT NOT NULL,
+    belief TEXT,
+    stats TEXT
+);
+CREATE TABLE IF NOT EXISTS log (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    run_id INTEGER NOT NULL,
+    t REAL NOT NULL,
+    kind TEXT NOT NULL,
+    message TEXT NOT NULL
+);
+"""
+
+UPSERT = """
+INSERT INTO deals (asin, source, first_seen, last_seen, times_stored, last_update, title,
+                   buy_cents, sell_cents, seller_id)
+VALUES (?, ?, ?, ?, 1, ?, ?, ?, ?, ?)
+ON CONFLICT (asin) DO UPDATE SET
+    last_seen = excluded.last_seen, times_stored = times_stored + 1,
+    last_update = excluded.last_update, title = excluded.title,
+    buy_cents = excluded.buy_cents, sell_cents = excluded.sell_cents,
+    seller_id = excluded.seller_id
+"""
+
+STALE_S = 15.0  # a heartbeat older than this is a collector that is gone (they come every 2 s)
+
+
+@dataclass(frozen=True)
+class Run:
+    """One row of ``runs`` as a status reader sees it."""
+
+    id: int
+    pid: int
+    started_at: float
+    heartbeat_at: float
+    ended_at: float | None
+    outcome: str | None
+    api_url: str
+    domain: int
+    config: dict[str, Any]
+    belief: dict[str, Any] | None
+    stats: dict[str, Any]
+
+
+class SQLiteStorage:
+    """`collector.storage.Storage` on SQLite, plus the run log; `readonly` for status."""
+
+    def __init__(self, path: str | Path, *, readonly: bool = False,
+                 clock=time.time):
+        self.path = Path(path)
+        self.clock = clock
+        try:
+            if readonly:
+                if not self.path.is_file():
+                    raise ConfigError(f"no database at {path}")
+                self.db = sqlite3.connect(f"{self.path.resolve().as_uri()}?mode=ro", uri=True,
+                                          isolation_level=None)
+            else:
+                self.db = sqlite3.connect(self.path, isolation_level=None)
+                self.db.execute("PRAGMA journal_mode = WAL")
+                self.db.execute("PRAGMA synchronous = FULL")
+            self.db.execute("PRAGMA busy_timeout = 5000")
+            if not readonly:
+                self.db.executescript(f"BEGIN IMMEDIATE; {SCHEMA} COMMIT;")
+            self.db.execute("SELECT 1 FROM progress").fetchone()
+        except sqlite3.DatabaseError as exc:
+            raise ConfigError(f"{path}: not a collector database ({exc})") from None
+
+    def close(self) -> None:
+        self.db.close()
+
+    @contextmanager
+    def _transaction(self, kind: str = "IMMEDIATE") -> Iterator[sqlite3.Connection]:
+        self.db.execute(f"BEGIN {kind}")
+        try:
+            yield self.db
+        except BaseException:
+            self.db.execute("ROLLBACK")
+            raise
+        self.db.execute("COMMIT")
+
+    def snapshot(self):
+        """A read transaction: every read inside it sees the same committed state."""
+        return self._transaction("DEFERRED")
+
+    # -- the Storage protocol ------------------------------------------------------
+    def known(self, asins: Iterable[str]) -> set[str]:
+        asins = list(asins)
+        found: set[str] = set()
+        for start in range(0, len(asins), 500):
+            part = asins[start:start + 500]
+            rows = self.db.execute(
+                f"SELECT asin FROM deals WHERE asin IN ({','.join('?' * len(part))})", part)
+            found.update(asin for (asin,) in rows)
+        return found
+
+    def commit(self, deals: Sequence[StoredDeal], now: float, *, cursor: Cursor | None = None,
+               watermark: int | None = None) -> None:
+        """Upsert `deals` and move the cursor/watermark in one transaction.
+
+        Times stored are the wall clock's (`now`, the runtime's seconds since
+        its start, means nothing across restarts).
+        """
+        wall = self.clock()
+        with self._transaction() as db:
+            db.executemany(UPSERT, [(d.asin, d.source, wall, wall, d.last_update, d.title,
+                                     d.buy_cents, d.sell_cents, d.seller_id) for d in deals])
+            if cursor is not None:
+                db.execute("UPDATE progress SET cursor_page = ?, cursor_index = ?, updated_at = ?",
+                           (cursor.page, cursor.index, wall))
+            if watermark is not None:
+                db.execute("UPDATE progress SET watermark = ?, updated_at = ?", (watermark, wall))
+
+    def cursor(self) -> Cursor:
+        page, index = self.db.execute("SELECT cursor_page, cursor_index FROM progress").fetchone()
+        return Cursor(page, index)
+
+    def watermark(self) -> int | None:
+        return self.db.execute("SELECT watermark FROM progress").fetchone()[0]
+
+    def count(self) -> int:
+        return self.db.execute("SELECT COUNT(*) FROM deals").fetchone()[0]
+
+    # -- for status and tests ----------------------------------------------------------
+    def count_by_source(self) -> dict[str, int]:
+        return dict(self.db.execute("SELECT source, COUNT(*) FROM deals GROUP BY source"))
+
+    def deals(self) -> dict[str, tuple[str, int]]:
+        """ASIN -> (source, times stored), for every stored deal."""
+        rows = self.db.execute("SELECT asin, source, times_stored FROM deals")
+        return {asin: (source, times) for asin, source, times in rows}
+
+    # -- the run log -----------------------------------------------------------------
+    def begin_run(self, api_url: str, domain: int, config: dict[str, Any]) -> int:
+        """Open a run, refusing if another live collector heartbeats on this database."""
+        now = self.clock()
+        last = self.last_run()
+        if last is not None and last.ended_at is None and now - last.heartbeat_at < STALE_S \
+                and _alive(last.pid):
+            raise ConfigError(f"{self.path}: a collector (pid {last.pid}) is already running on "
+                              "this database")
+        with self._transaction() as db:
+            run = db.execute(
+                "INSERT INTO runs (pid, started_at, heartbeat_at, api_url, domain, config) "
+                "VALUES (?, ?, ?, ?, ?, ?)",
+                (os.getpid(), now, now, api_url, domain, json.dumps(config))).lastrowid
+        return run
+
+    def heartbeat(self, run: int, belief: dict[str, Any], stats: dict[str, Any]) -> None:
+        with self._transaction() as db:
+            db.execute("UPDATE runs SET heartbeat_at = ?, belief = ?, stats = ? WHERE id = ?",
+                       (self.clock(), json.dumps(belief), json.dumps(stats), run))
+
+    def end_run(self, run: int, outcome: str) -> None:
+        with self._transaction() as db:
+            now = self.clock()
+            db.execute("UPDATE runs SET heartbeat_at = ?, ended_at = ?, outcome = ? WHERE id = ?",
+                       (now, now, outcome, run))
+
+    def log(self, run: int, kind: str, message: str) -> None:
+        with self._transaction() as db:
+            db.execute("INSERT INTO log (run_id, t, kind, message) VALUES (?, ?, ?, ?)",
+                       (run, self.clock(), kind, message))
+
+    def last_run(self) -> Run | None:
+        row = self.db.execute(
+            "SELECT id, pid, started_at, heartbeat_at, ended_at, outcome, api_url, domain, "
+            "config, belief, stats FROM runs ORDER BY id DESC LIMIT 1").fetchone()
+        if row is None:
+            return None
+        *head, config, belief, stats = row
+        return Run(*head, json.loads(config), json.loads(belief) if belief else None,
+                   json.loads(stats) if stats else {})
+
+    def log_entries(self, run: int | None = None) -> list[tuple[int, float, str, str]]:
+        """(run, time, kind, message) rows, oldest first; one run's, or all."""
+        query = "SELECT run_id, t, kind, message FROM log"
+        args: tuple = ()
+        if run is not None:
+            query, args = query + " WHERE run_id = ?", (run,)
+        return list(self.db.execute(query + " ORDER BY id", args))
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
