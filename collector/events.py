@@ -24,6 +24,25 @@ class CallRecord:
     tokens_left: float | None
 
 
+@dataclass
+class CallTally:
+    """Calls counted as the client saw them: tokens reserved beforehand against what
+    the envelope reported consumed, 429s, and failures (no answer, a 5xx or a final 4xx)."""
+
+    api_calls: int = 0
+    tokens_reserved: float = 0.0
+    tokens_consumed: float = 0.0
+    http_429: int = 0
+    failures: int = 0
+
+    def add(self, record: CallRecord) -> None:
+        self.api_calls += 1
+        self.tokens_reserved += record.reserved
+        self.tokens_consumed += record.consumed or 0
+        self.http_429 += record.status == 429
+        self.failures += record.status not in (200, 429)
+
+
 class Observer:
     """No-op base: override what you need."""
 

@@ -66,6 +66,9 @@ def _figure(points) -> Figure:
         right.plot(rows["batch_size"], rows["commits_per_deal"], label=name, **style)
     for ax in (left, right):
         ax.set_xscale("log", base=2)
+        ticks = sorted(points["batch_size"].unique())
+        ax.set_xticks(ticks, [f"{t:g}" for t in ticks])
+        ax.minorticks_off()
         ax.set_xlabel("chunk size = batch size (deals)")
         ax.legend(fontsize="small")
     left.set_ylabel("deals stored per hour (mean, 95 % interval)")

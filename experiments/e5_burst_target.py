@@ -78,6 +78,9 @@ def _figure(points) -> Figure:
                    "recent-deal freshness p95 (min)"),
             ("Throughput", "Longest gap", "Freshness")):
         ax.set_xscale("log")
+        ticks = sorted(points["burst_threshold"].unique())
+        ax.set_xticks(ticks, [f"{t:g}" for t in ticks])
+        ax.minorticks_off()
         ax.set_xlabel("burst (recharge) target (tokens)")
         ax.set_ylabel(ylabel)
         ax.set_title(title)

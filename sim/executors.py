@@ -71,7 +71,7 @@ class Dask:
         from distributed import Client
 
         try:
-            self.client = Client(address, timeout=10, set_as_default=False)
+            self.client = Client(address, timeout=5, set_as_default=False)
         except (OSError, TimeoutError, ValueError) as exc:
             raise ConfigError(f"cannot reach the Dask scheduler at {address}: {exc}") from None
         self.futures: list = []

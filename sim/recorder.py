@@ -14,30 +14,12 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from collector.events import CallRecord, Observer
+from collector.events import CallRecord, CallTally, Observer
 from collector.tokens import RECHARGING
 
 
 @dataclass
-class CallBook:
-    """Calls with the tokens reserved for them and those the envelopes said they cost."""
-
-    api_calls: int = 0
-    tokens_reserved: float = 0.0
-    tokens_consumed: float = 0.0
-    http_429: int = 0
-    failures: int = 0  # no answer (dropped connection) or a 5xx
-
-    def add(self, record: CallRecord) -> None:
-        self.api_calls += 1
-        self.tokens_reserved += record.reserved
-        self.tokens_consumed += record.consumed or 0
-        self.http_429 += record.status == 429
-        self.failures += record.status == 0 or record.status >= 500
-
-
-@dataclass
-class TaskBook(CallBook):
+class TaskBook(CallTally):
     token_calls: int = 0
     deals_processed: int = 0
     deals_stored: int = 0
@@ -58,7 +40,7 @@ class Sample:
 class Recorder(Observer):
     def __init__(self) -> None:
         self.tasks: dict[str, TaskBook] = defaultdict(TaskBook)
-        self.endpoints: dict[str, CallBook] = defaultdict(CallBook)
+        self.endpoints: dict[str, CallBook] = defaultdict(CallTally)
         self.modes: list[tuple[float, str]] = []
         self.stored: list[tuple[float, str]] = []
         self.commits = 0

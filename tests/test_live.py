@@ -58,7 +58,7 @@ def test_a_short_run_stores_deals_and_ends_cleanly(tmp_path, capsys):
     run = store.last_run()
     assert store.count() > 0
     assert run.outcome == "stopped after 2 s" and run.ended_at is not None
-    assert run.stats["stored"] == store.count() and run.stats["calls"] > 0
+    assert run.stats["stored"] == store.count() and run.stats["api_calls"] > 0
     assert run.belief["mode"] in ("spending", "recharging")
     err = capsys.readouterr().err
     assert "status  spending" in err and "stopped after 2 s" in err

@@ -149,7 +149,7 @@ def test_status_meanwhile_reports_sensible_figures(minute):
         assert tokens["target"] == config.burst_target(600)
         assert 0 < tokens["estimate"] <= 60 * 600 and tokens["last_reading_age_s"] < 30
         assert tokens["next_call_s"] == 0
-        assert reading["run"]["calls"] > 0 and reading["run"]["last_call_age_s"] < 30
+        assert reading["run"]["api_calls"] > 0 and reading["run"]["last_call_age_s"] < 30
         assert reading["deals_stored"] >= previous
         previous = reading["deals_stored"]
         assert reading["watermark_lag_min"] is not None and 0 <= reading["watermark_lag_min"] < 720
@@ -173,7 +173,7 @@ def test_the_same_minute_in_sim_run_agrees_within_10_percent(minute, sim_json):
     assert simulated["deals_stored"] > 0
     assert live["stored"] == pytest.approx(simulated["deals_stored"], rel=0.1)
     assert live["tokens_consumed"] == pytest.approx(simulated["tokens_consumed"], rel=0.1)
-    assert live["calls"] == pytest.approx(simulated["api_calls"], rel=0.1)
+    assert live["api_calls"] == pytest.approx(simulated["api_calls"], rel=0.1)
 
 
 # -- 2: kill -9 at random points -----------------------------------------------------------

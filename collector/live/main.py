@@ -185,11 +185,11 @@ def _status_line(log: LiveLog, collector: Collector, stats: LiveStats,
     stored = storage.count()
     log.write("status",
               f"{state.mode} | est {state.estimate:,.0f} target {state.target:,.0f} | "
-              f"deals {stored:,} (+{c.stored:,}) | calls {c.calls:,} | 429s {c.http_429:,} | "
+              f"deals {stored:,} (+{c.stored:,}) | calls {c.api_calls:,} | 429s {c.http_429:,} | "
               f"fail {c.failures:,}",
               {"mode": state.mode, "estimate": round(state.estimate, 3), "target": state.target,
                "eta_s": None if math.isinf(state.eta_s) else round(state.eta_s, 3),
-               "deals_stored": stored, "stored_this_run": c.stored, "calls": c.calls,
+               "deals_stored": stored, "stored_this_run": c.stored, "calls": c.api_calls,
                "http_429": c.http_429, "failures": c.failures,
                "tokens_consumed": c.tokens_consumed})
 

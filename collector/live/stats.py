@@ -13,17 +13,12 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from collector.events import CallRecord, Observer
+from collector.events import CallRecord, CallTally, Observer
 
 
 @dataclass
-class Counts:
-    calls: int = 0
+class Counts(CallTally):
     token_calls: int = 0
-    http_429: int = 0
-    failures: int = 0
-    tokens_consumed: float = 0.0
-    tokens_reserved: float = 0.0
     stored: int = 0
     commits: int = 0
     max_429_run: int = 0
@@ -45,12 +40,8 @@ class LiveStats(Observer):
         if record.path == "token":
             c.token_calls += 1
             return
-        c.calls += 1
-        c.tokens_consumed += record.consumed or 0
-        c.tokens_reserved += record.reserved
-        c.http_429 += record.status == 429
-        failed = record.status not in (200, 429)  # no answer, 5xx, or a final 4xx
-        c.failures += failed
+        c.add(record)
+        failed = record.status not in (200, 429)
         c.max_429_run = max(c.max_429_run, _streak(self._429_run, record, record.status == 429))
         c.max_failure_run = max(c.max_failure_run, _streak(self._failure_run, record, failed))
 

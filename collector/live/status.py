@@ -13,13 +13,13 @@ import math
 import time
 from typing import Any
 
+from collector.client import KEEPA_EPOCH_MINUTES
 from collector.config import Config
 from collector.policies import POLICIES
 from collector.tokens import RECHARGING, TokenManager
 
 from .sqlite import STALE_S, SQLiteStorage
 
-KEEPA_EPOCH_MINUTES = 21_564_000  # unix minutes of Keepa minute 0 (keepa-api.md §1)
 
 
 def report(db: str, now: float | None = None) -> dict[str, Any]:
@@ -94,8 +94,8 @@ def render(status: dict[str, Any]) -> str:
     lag = status["watermark_lag_min"]
     lines.append("watermark   " + ("not set yet" if lag is None
                                    else f"{_span(lag * 60)} behind now"))
-    if run is not None and "calls" in run:
-        lines.append(f"calls       {run['calls']:,} this run, {run['http_429']:,} x 429, "
+    if run is not None and "api_calls" in run:
+        lines.append(f"calls       {run['api_calls']:,} this run, {run['http_429']:,} x 429, "
                      f"{run['failures']:,} failed, {run['tokens_consumed']:,.0f} tokens consumed")
     return "\n".join(lines)
 

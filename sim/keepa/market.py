@@ -13,8 +13,9 @@ import bisect
 import random
 from dataclasses import dataclass
 
+from collector.client import KEEPA_EPOCH_MINUTES
+
 MINUTE_MS = 60_000
-KEEPA_EPOCH_MINUTES = 21_564_000  # unix minutes of Keepa minute 0 (keepa-api.md §1)
 BACKLOG_SPAN_MS = 12 * 3_600_000  # the deal list shows products updated within 12 h
 
 
