@@ -143,7 +143,9 @@ class TokenManager:
     # -- persistence (a live collector saves this; ``collector status`` rebuilds it) --------
     def export(self, offset: float = 0.0) -> dict[str, Any]:
         """The belief as plain data; `offset` is added to every time (e.g. to epoch seconds)."""
-        shift = lambda t: None if t is None else t + offset  # noqa: E731
+        def shift(t: float | None) -> float | None:
+            return None if t is None else t + offset
+
         return {"rate": self.rate, "balance": self._balance, "as_of": shift(self._as_of),
                 "next_refill": shift(self._next_refill), "read_at": shift(self._read_at),
                 "mode": self.mode, "recharge_since": shift(self.recharge_since),

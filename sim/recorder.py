@@ -40,7 +40,7 @@ class Sample:
 class Recorder(Observer):
     def __init__(self) -> None:
         self.tasks: dict[str, TaskBook] = defaultdict(TaskBook)
-        self.endpoints: dict[str, CallBook] = defaultdict(CallTally)
+        self.endpoints: dict[str, CallTally] = defaultdict(CallTally)
         self.modes: list[tuple[float, str]] = []
         self.stored: list[tuple[float, str]] = []
         self.commits = 0
