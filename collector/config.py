@@ -167,6 +167,8 @@ class Config:
                     raise ConfigError(f"{f.name}: must be > 0, got {_num(x)}")
                 if f.metadata["check"] == ">=0" and not x >= 0:
                     raise ConfigError(f"{f.name}: must be >= 0, got {_num(x)}")
+            if f.name in OFFERS_KNOBS and value and not 20 <= value <= 100:
+                raise ConfigError(f"{f.name}: Keepa takes 0 (no offers) or 20 to 100, got {value}")
             if f.metadata["choices"] and value not in f.metadata["choices"]:
                 raise ConfigError(
                     f"{f.name}: must be one of {', '.join(f.metadata['choices'])}, got {value!r}")
@@ -211,6 +213,10 @@ class Config:
     def burst_target(self, rate: float) -> float:
         return self.burst_threshold.at(rate)
 
+
+
+OFFERS_KNOBS = ("peek_offers", "full_offers")
+"""Knobs sent as /product's ``offers``, which Keepa answers 405 outside 20..100."""
 
 
 @functools.cache

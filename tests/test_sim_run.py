@@ -67,6 +67,7 @@ def test_starvation_trigger_takes_tokens_from_the_backfiller(sim_json):
     (["--set", "nope=1"], "unknown config key 'nope'"),
     (["--refill", "-5"], "refill_rate: must be > 0"),
     (["--set", "chunk_size=0"], "chunk_size: must be > 0"),
+    (["--set", "peek_offers=10"], "peek_offers: Keepa takes 0 (no offers) or 20 to 100"),
     (["--set", "market.backlog=-1"], "market.backlog: must be >= 0"),
     (["--set", "chunk_size"], "expected key=value"),
     (["--hours", "0"], "hours: must be > 0"),
