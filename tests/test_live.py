@@ -119,7 +119,9 @@ def test_a_rejected_key_stops_with_one_line_and_status_1(tmp_path, capsys):
 
 @pytest.mark.parametrize("server, override, status, hint", [
     ({"expired": True}, [], 402, "no active API plan"),
-    ({}, ["peek_offers=5"], 405, "out of range"),  # Keepa takes offers=20..100
+    # a server that takes fewer ASINs with offers than the batch holds (the Java client's
+    # "max 20 ASINs if offers is used", here 2): the config cannot know, Keepa answers 405
+    ({"offers_max_asins": 2}, ["batch_size=4"], 405, "out of range"),
 ])
 def test_an_unpaid_plan_or_a_bad_parameter_stops_with_status_1(tmp_path, capsys, server,
                                                                override, status, hint):
