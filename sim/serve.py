@@ -131,11 +131,15 @@ class _Handler(BaseHTTPRequestHandler):
             if served.journal is not None:
                 served.journal.append(Entry(path, status, arrival, mock.bucket.charged
                                             - charged_before, mock.bucket.balance))
+        # logged before the answer, so a client holding an answer finds its line
+        self._log(path, status, payload, started)
         if status == DROPPED:
             self.close_connection = True
-        else:
+            return
+        try:
             self._send(status, payload)
-        self._log(path, status, payload, started)
+        except (BrokenPipeError, ConnectionResetError):  # the client went away meanwhile
+            self.close_connection = True
 
     def _send(self, status: int, payload: dict | str) -> None:
         if isinstance(payload, str):
