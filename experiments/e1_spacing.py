@@ -14,7 +14,8 @@ from sim.engine import simulate
 from sim.settings import Scenario
 from sim.keepa import ServerSettings
 
-from .runner import CONFIGS, Context, Finding, markdown, means, save, sweep
+from .runner import (CONFIGS, REFILL, THROUGHPUT, Context, Finding, markdown, means, save,
+                     sweep, throughput)
 
 METRICS = ["deals_per_hour", "tasks.backfill.calls_per_minute", "token_utilization",
            "recharge_fraction"]
@@ -48,11 +49,8 @@ def run(ctx: Context) -> Finding:
         f"{1 - measured['ratio_60_to_1_at_20_batch_4']:.0%}.")
     return Finding(1, "The 60 s minimum spacing", "Does a 60 s spacing cap throughput?",
                    answer, measured,
-                   markdown(points, {"refill": "refill (tokens/min)",
-                                     "batch_size": "batch (ASINs)",
-                                     "min_interval_s": "spacing (s)",
-                                     "deals_per_hour": "deals stored/h",
-                                     "deals_per_hour_ci": "± 95 %",
+                   markdown(points, {**REFILL, "batch_size": "batch (ASINs)",
+                                     "min_interval_s": "spacing (s)", **THROUGHPUT,
                                      "tasks.backfill.calls_per_minute": "backfill calls/min",
                                      "token_utilization": "token utilization",
                                      "recharge_fraction": "time recharging"}), figures)
@@ -65,15 +63,13 @@ def _curves(points) -> Figure:
         style = dict(color=f"C{n // 2}", ls="-" if batch == 1 else "--", marker="o")
         name = f"{refill:g} tokens/min, batch {batch}"
         x = rows["min_interval_s"].clip(lower=0.5)
-        left.errorbar(x, rows["deals_per_hour"], yerr=rows["deals_per_hour_ci"], capsize=3,
-                      label=name, **style)
+        throughput(left, x, rows, label=name, **style)
         right.plot(x, rows["tasks.backfill.calls_per_minute"], label=name, **style)
     right.axhline(1.0, ls=":", color="grey", label="one call a minute")
     for ax in (left, right):
         ax.set_xscale("log")
         ax.set_xlabel("minimum spacing between calls, min_interval_s (s; 0 drawn at 0.5)")
         ax.legend(fontsize="small")
-    left.set_ylabel("deals stored per hour (mean, 95 % interval)")
     right.set_ylabel("backfiller data calls per minute")
     left.set_title("Throughput against spacing")
     right.set_title("Backfiller call rate against spacing")

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 from matplotlib.figure import Figure
 
-from .runner import Context, Finding, markdown, means, save, sweep
+from .runner import (REFILL, THROUGHPUT, Context, Finding, markdown, means, save, sweep,
+                     throughput)
 
 METRICS = ["deals_per_hour", "commits_per_deal", "tasks.backfill.deals_per_hour",
            "token_utilization"]
@@ -45,11 +46,8 @@ def run(ctx: Context) -> Finding:
         " at 5).")
     return Finding(2, "Chunks and batches of 1", "Do chunks of 1 waste the plan?", answer,
                    measured,
-                   markdown(points, {"refill": "refill (tokens/min)",
-                                     "chunk_overhead_s": "overhead per chunk (s)",
-                                     "batch_size": "chunk = batch (deals)",
-                                     "deals_per_hour": "deals stored/h",
-                                     "deals_per_hour_ci": "± 95 %",
+                   markdown(points, {**REFILL, "chunk_overhead_s": "overhead per chunk (s)",
+                                     "batch_size": "chunk = batch (deals)", **THROUGHPUT,
                                      "tasks.backfill.deals_per_hour": "by backfill/h",
                                      "commits_per_deal": "backfill commits per deal"}),
                    [save(_figure(points), ctx, "e2_chunking")])
@@ -61,8 +59,7 @@ def _figure(points) -> Figure:
     for n, ((refill, overhead), rows) in enumerate(points.groupby(["refill", "chunk_overhead_s"])):
         style = dict(color=f"C{n // 2}", ls="-" if overhead < 10 else "--", marker="o")
         name = f"{refill:g} tokens/min, {overhead:g} s per chunk"
-        left.errorbar(rows["batch_size"], rows["deals_per_hour"], yerr=rows["deals_per_hour_ci"],
-                      capsize=3, label=name, **style)
+        throughput(left, rows["batch_size"], rows, label=name, **style)
         right.plot(rows["batch_size"], rows["commits_per_deal"], label=name, **style)
     for ax in (left, right):
         ax.set_xscale("log", base=2)
@@ -71,7 +68,6 @@ def _figure(points) -> Figure:
         ax.minorticks_off()
         ax.set_xlabel("chunk size = batch size (deals)")
         ax.legend(fontsize="small")
-    left.set_ylabel("deals stored per hour (mean, 95 % interval)")
     right.set_ylabel("backfill commits per deal examined")
     left.set_title("Throughput against chunk size")
     right.set_title("Commits against chunk size")

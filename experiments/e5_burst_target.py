@@ -9,7 +9,8 @@ from __future__ import annotations
 
 from matplotlib.figure import Figure
 
-from .runner import Context, Finding, markdown, means, save, sweep
+from .runner import (REFILL, THROUGHPUT, Context, Finding, markdown, means, save, sweep,
+                     throughput)
 
 METRICS = ["deals_per_hour", "max_gap_s", "freshness_p95_s", "recharge_fraction"]
 
@@ -52,10 +53,8 @@ def run(ctx: Context) -> Finding:
         + ".")
     return Finding(5, "The burst target", "Which recharge target is best at each refill rate?",
                    answer, measured,
-                   markdown(points, {"refill": "refill (tokens/min)",
-                                     "burst_threshold": "burst target (tokens)",
-                                     "deals_per_hour": "deals stored/h",
-                                     "deals_per_hour_ci": "± 95 %",
+                   markdown(points, {**REFILL, "burst_threshold": "burst target (tokens)",
+                                     **THROUGHPUT,
                                      "max_gap_s": "longest gap (s)",
                                      "freshness_p95_s": "freshness p95 (s)",
                                      "recharge_fraction": "time recharging"}),
@@ -68,21 +67,17 @@ def _figure(points) -> Figure:
     for n, (refill, rows) in enumerate(points.groupby("refill")):
         kw = dict(color=f"C{n}", marker="o", label=f"{refill:g} tokens/min")
         x = rows["burst_threshold"]
-        axes[0].errorbar(x, rows["deals_per_hour"], yerr=rows["deals_per_hour_ci"], capsize=3,
-                         **kw)
+        throughput(axes[0], x, rows, **kw)
         axes[1].plot(x, rows["max_gap_s"] / 60, **kw)
         axes[2].plot(x, rows["freshness_p95_s"] / 60, **kw)
-    for ax, ylabel, title in zip(
-            axes, ("deals stored per hour (mean, 95 % interval)",
-                   "longest gap between stored deals (min)",
-                   "recent-deal freshness p95 (min)"),
-            ("Throughput", "Longest gap", "Freshness")):
+    axes[1].set_ylabel("longest gap between stored deals (min)")
+    axes[2].set_ylabel("recent-deal freshness p95 (min)")
+    for ax, title in zip(axes, ("Throughput", "Longest gap", "Freshness")):
         ax.set_xscale("log")
         ticks = sorted(points["burst_threshold"].unique())
         ax.set_xticks(ticks, [f"{t:g}" for t in ticks])
         ax.minorticks_off()
         ax.set_xlabel("burst (recharge) target (tokens)")
-        ax.set_ylabel(ylabel)
         ax.set_title(title)
         ax.legend(fontsize="small")
     return fig

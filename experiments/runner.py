@@ -83,6 +83,17 @@ def markdown(frame, columns: dict[str, str], digits: int = 2) -> str:
     return "\n".join(rows)
 
 
+REFILL = {"refill": "refill (tokens/min)"}
+THROUGHPUT = {"deals_per_hour": "deals stored/h", "deals_per_hour_ci": "± 95 %"}
+"""Table headers every sweep experiment shows."""
+
+
+def throughput(ax, x, rows, **style) -> None:
+    """Deals stored per hour with the seeds' 95 % interval, on a labelled axis."""
+    ax.errorbar(x, rows["deals_per_hour"], yerr=rows["deals_per_hour_ci"], capsize=3, **style)
+    ax.set_ylabel("deals stored per hour (mean, 95 % interval)")
+
+
 def save(fig, ctx: Context, name: str) -> Path:
     path = ctx.out / f"{name}.png"
     path.parent.mkdir(parents=True, exist_ok=True)
