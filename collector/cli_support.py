@@ -10,7 +10,7 @@ import sys
 
 import click
 
-from .config import ConfigError
+from .config import PRESETS, ConfigError
 
 
 class OneLineGroup(click.Group):
@@ -37,6 +37,6 @@ def config_options(func):
                         help="Override one knob (repeatable).")(func)
     func = click.option("--config", "config_file", type=click.Path(dir_okay=False),
                         help="TOML file with a [collector] table.")(func)
-    func = click.option("--preset", help="Named starting config (seed-before, seed-after, "
-                        "reactive); default seed-after, or the file's preset.")(func)
+    func = click.option("--preset", help="Named starting config (" + ", ".join(PRESETS)
+                        + "); default seed-after, or the file's preset.")(func)
     return func

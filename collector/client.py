@@ -23,7 +23,6 @@ from .tokens import TokenManager
 
 DEAL_PAGE_SIZE = 150
 KEEPA_EPOCH_MINUTES = 21_564_000  # unix minutes of Keepa minute 0 (keepa-api.md §1)
-SORT_NEWEST = 1
 SORT_SALES_RANK = 3
 
 

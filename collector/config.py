@@ -75,7 +75,7 @@ def _num(x: float) -> str:
     return str(int(x)) if float(x).is_integer() else repr(float(x))
 
 
-def _knob(default, help: str, check: str = "", choices: tuple[str, ...] = ()):
+def _knob(default, help: str, check: str = "", choices: tuple = ()):
     """A config field; `check` is one of '', '>0', '>=0'."""
     return field(default=default, metadata={"help": help, "check": check, "choices": choices})
 
@@ -129,6 +129,9 @@ class Config:
     filter_min_roi: float = _knob(0.2, "reject deals whose gross ROI is below this")
     # -- recent-deals updater --------------------------------------------------
     recent_period_s: float = _knob(900.0, "recent-deals schedule period (seed: */15)", ">0")
+    recent_sort: int = _knob(
+        1, "sortType of the recent run's /deal pages: 1 newest first; the seed sent 4 (largest "
+        "percent drop) believing it meant last update", choices=(1, 2, 3, 4, -2, -3, -4))
     recent_max_deals: int = _knob(20, "most new deals one recent run takes", ">0")
     recent_max_pages: int = _knob(50, "most /deal pages one recent run reads", ">0")
     recent_batch_size: int = _knob(1, "ASINs per full-fetch call of the recent run", ">0")
@@ -171,7 +174,8 @@ class Config:
                 raise ConfigError(f"{f.name}: Keepa takes 0 (no offers) or 20 to 100, got {value}")
             if f.metadata["choices"] and value not in f.metadata["choices"]:
                 raise ConfigError(
-                    f"{f.name}: must be one of {', '.join(f.metadata['choices'])}, got {value!r}")
+                    f"{f.name}: must be one of {', '.join(map(str, f.metadata['choices']))}, "
+                    f"got {value!r}")
 
     # -- building ------------------------------------------------------------
     @classmethod
@@ -292,8 +296,12 @@ def read_toml_table(path: str | Path, table: str) -> dict:
     return dict(section)
 
 
-SEED_AFTER = Config(peek_filter=False)
-"""The pipeline right after commit 3a05a87 (1 s spacing, chunk and batch 4, no trigger)."""
+SEED_AFTER = Config(peek_filter=False, recent_sort=4)
+"""The pipeline right after commit 3a05a87 (1 s spacing, chunk and batch 4, no trigger).
+
+Its recent-deals updater paged with sortType 4 (``SORT_TYPE_LAST_UPDATE = 4`` in the
+seed's simple_task.py), which Keepa sorts by percent drop, not by last update
+(seed-system.md §5), so the watermark test stops at the first old deal of page 0."""
 
 PRESETS: dict[str, Config] = {
     "seed-before": SEED_AFTER.updated({
@@ -301,12 +309,16 @@ PRESETS: dict[str, Config] = {
         "trigger_recent_after_chunk": True,
     }),
     "seed-after": SEED_AFTER,
+    "fixed": Config(),
     "reactive": SEED_AFTER.updated({
         "policy": "reactive", "min_interval_s": 0.0, "sync_on_start": False,
         "poll_token_endpoint": False,
     }),
 }
-"""Named starting points; ``reactive`` is a community client that only honours 429s."""
+"""Named starting points. ``fixed`` is seed-after with its two known faults mended: the
+peek filters (the seed's did not until commit 21d4d2b) and the recent-deals updater
+pages newest first (sortType 1). ``reactive`` is a community client that only honours
+429s."""
 
 
 def preset_config(name: str) -> Config:

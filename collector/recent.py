@@ -1,6 +1,7 @@
 """The recent-deals updater: new deals since the watermark, on a schedule.
 
-Pages the deal list newest first until a deal at or below the watermark,
+Pages the deal list in `recent_sort` order (newest first, unless a preset copies
+the seed's sortType 4) until a deal at or below the watermark,
 `recent_max_pages` or `recent_max_deals`; fetches and stores the new ones a
 batch per commit; then moves the watermark to the newest deal of page 0, once,
 at the end (seed-system.md §1.5) - so deals past the per-run cap are skipped
@@ -12,7 +13,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from .client import DEAL_PAGE_SIZE, SORT_NEWEST
+from .client import DEAL_PAGE_SIZE
 from .pipeline import ingest
 
 if TYPE_CHECKING:
@@ -29,7 +30,8 @@ async def recent(ctx: Collector) -> None:
     newest: int | None = None
     fresh: list[dict] = []
     for page_no in range(config.recent_max_pages):
-        page = await ctx.client.deals(TASK, page_no, SORT_NEWEST, config.recent_page_reserved)
+        page = await ctx.client.deals(TASK, page_no, config.recent_sort,
+                                      config.recent_page_reserved)
         if page_no == 0 and page:
             newest = max(int(d.get("lastUpdate", 0)) for d in page)
         if watermark is None:

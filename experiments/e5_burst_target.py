@@ -79,5 +79,7 @@ def _figure(points) -> Figure:
         ax.minorticks_off()
         ax.set_xlabel("burst (recharge) target (tokens)")
         ax.set_title(title)
+    axes[0].legend(fontsize="small", loc="center right", bbox_to_anchor=(1, 0.72))  # between lines
+    for ax in axes[1:]:
         ax.legend(fontsize="small")
     return fig

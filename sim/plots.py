@@ -34,7 +34,7 @@ UNITS = {
     "recent_max_pages": "pages", "peek_offers": "offers", "full_offers": "offers",
     "max_retries": "retries", "refill_rate": "tokens/min", "market.backlog": "deals",
     "market.sellers": "sellers", "market.arrivals_per_hour": "deals/h",
-    "server.flow_reduction": "tokens/min",
+    "server.flow_reduction": "tokens/min", "recent_sort": "sortType",
 }
 SUFFIXES = {"_s": "s", "_ms": "ms", "_min": "min", "_days": "days", "_cents": "cents",
             "_share": "fraction", "_roi": "fraction"}
@@ -195,22 +195,31 @@ def pareto(points, spec: Spec):
     from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
 
     fig, ax = _figure()
+    drawn = False
     for colour, (refill, rows) in zip(_colours(), points.groupby("refill", sort=False)):
         rows = rows.dropna(subset=["freshness_p95_s"])
+        if rows.empty:
+            continue
         fresh, rate = rows["freshness_p95_s"].to_numpy() / 60, rows[METRIC].to_numpy()
         ax.scatter(fresh, rate, s=12, color=colour, alpha=0.4,
                    label=f"{refill:g} tokens/min: grid points")
         front = front_of(list(zip(fresh, rate)))
         ax.plot(*zip(*front), "o-", color=colour, drawstyle="steps-post",
                 label=f"{refill:g} tokens/min: Pareto front")
-    ax.set_xscale("log")
-    ax.xaxis.set_major_locator(LogLocator(subs=(1, 2, 5)))
-    ax.xaxis.set_major_formatter(FuncFormatter(lambda value, _: f"{value:g}"))
-    ax.xaxis.set_minor_formatter(NullFormatter())
+        drawn = True
+    if drawn:
+        ax.set_xscale("log")
+        ax.xaxis.set_major_locator(LogLocator(subs=(1, 2, 5)))
+        ax.xaxis.set_major_formatter(FuncFormatter(lambda value, _: f"{value:g}"))
+        ax.xaxis.set_minor_formatter(NullFormatter())
+        ax.legend(fontsize="small")
+    else:
+        ax.text(0.5, 0.5, "no grid point stored a deal listed during its runs,\n"
+                "so recent-deal freshness is undefined", ha="center", va="center",
+                transform=ax.transAxes)
     ax.set_xlabel("recent-deal freshness p95 (min; listed at Keepa → stored), lower is better")
     ax.set_ylabel(f"{THROUGHPUT} (mean of {len(spec.seeds)} seeds), higher is better")
     ax.set_title("Throughput against freshness")
-    ax.legend(fontsize="small")
     return fig
 
 

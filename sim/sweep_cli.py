@@ -136,8 +136,11 @@ def best_configs(table, spec, top: int) -> str:
 @click.command()
 @click.option("--refill", type=float, default=5.0, show_default=True,
               help="The plan's refill rate, tokens/minute.")
-@click.option("--base", help="Starting config: a preset (seed-before, seed-after, reactive) "
-              "or a TOML file [default: seed-after]. Knobs outside the search keep its values.")
+@click.option("--base", default="fixed", show_default=True,
+              help="Starting config: a preset (" + ", ".join(PRESETS) + ") or a TOML file. "
+              "Knobs outside the search keep its values. The seed's own presets page recent "
+              "deals in the wrong order (recent_sort=4), which keeps recent-deal freshness "
+              "far above the default bound.")
 @click.option("--set", "assignments", multiple=True, metavar="KEY=VALUE",
               help="Override one knob of the base (repeatable).")
 @click.option("--grid", multiple=True, metavar="KEY=VALUES",
@@ -171,7 +174,7 @@ def tune(refill, base, assignments, grid, objective, minimize, constraints, budg
          confirm, hours, sampler_seed, out, workers, scheduler) -> None:
     """Search for the config with the best objective under constraints, show it beside
     the seed's presets, and write it as TOML."""
-    preset, config_file = (base, None) if base is None or base in PRESETS else (None, base)
+    preset, config_file = (base, None) if base in PRESETS else (None, base)
     if config_file and not Path(config_file).is_file():
         raise ConfigError(f"--base {base}: neither a preset ({', '.join(PRESETS)}) nor a file")
     axes = tuple(parse_axis(text) for text in (grid or DEFAULT_GRID))

@@ -3,7 +3,8 @@
 The space is given as grid axes (`sim.grid`), so any sweep's grid is also a
 search space that contains every one of its points: an axis of numbers spans
 its least to its greatest value along the grid's own spacing (see `suggest`),
-an axis of other values is a categorical choice. Optuna's TPE sampler, seeded,
+an axis of other values is a categorical choice. The search first tries the
+corners of the space (`corners`), then Optuna's TPE sampler, seeded,
 proposes trials in fixed batches (so the search does not depend on how many
 workers run it). Every trial runs on the same seeds 0..N-1, as a sweep's
 points do, and is judged on its means over them; the few best are then run
@@ -15,7 +16,9 @@ lucky seed does not pick it (`Problem.confirm`). Constraints
 
 from __future__ import annotations
 
+import itertools
 import math
+import random
 import re
 import sys
 from dataclasses import dataclass, field
@@ -201,6 +204,8 @@ def search(problem: Problem, axes: tuple[Axis, ...], seeds: tuple[int, ...], bud
     for axis in axes:  # every value of the space must be valid before anything runs
         for value in axis.values:
             problem.spec({axis.name: value}, seeds[:1]).jobs()
+    for corner in corners(axes, budget // 3, seed):
+        study.enqueue_trial(corner)
     tried: dict[tuple, Trial] = {}
     asked = 0
     with tqdm(total=budget * len(seeds), unit="run", file=sys.stderr, disable=not progress,
@@ -219,6 +224,28 @@ def search(problem: Problem, axes: tuple[Axis, ...], seeds: tuple[int, ...], bud
                 study.tell(t, problem.score(trial))
             bar.update(len(new) * len(seeds))
     return list(tried.values())
+
+
+def corners(axes: tuple[Axis, ...], most: int, seed: int) -> list[dict]:
+    """The first trials: every combination of each axis's ends (a two-level factorial
+    design), or `most` of them drawn with `seed`, as Optuna parameters for `suggest`.
+
+    The knobs of a token-bucket collector often act monotonically (bigger batches,
+    shorter spacing), so the best config of a range often sits at its edge, where
+    TPE's random start rarely looks."""
+    ends = []
+    for axis in axes:
+        if len(axis.values) == 1:
+            continue
+        numbers = axis.numbers()
+        if numbers is None:
+            ends.append([(axis.name, axis.values[0]), (axis.name, axis.values[-1])])
+        else:
+            ends.append([(axis.name, 0.0), (axis.name, float(len(set(numbers)) - 1))])
+    points = [dict(combo) for combo in itertools.product(*ends)]
+    if len(points) > most:
+        points = random.Random(seed).sample(points, most)
+    return points
 
 
 def _key(point: dict[str, str]) -> tuple:

@@ -20,7 +20,8 @@ def results(tmp_path_factory):
 
     out = tmp_path_factory.mktemp("sweep")
     result = CliRunner().invoke(main, [
-        "sweep", "--hours", "2", "--seeds", "2", "--refill", "5,20", "--workers", "1",
+        "sweep", "--preset", "fixed", "--hours", "2", "--seeds", "2", "--refill", "5,20",
+        "--workers", "1",
         "--grid", "batch_size+chunk_size=1,4", "--grid", "min_interval_s=1,60",
         "--no-plots", "--out", str(out)])
     assert result.exit_code == 0, result.stderr
@@ -63,6 +64,16 @@ def test_every_axis_is_labelled_with_units_and_has_a_legend(results):
     assert {"server balance (truth)", "client estimate (belief)"} <= {
         t.get_text() for t in saw.get_legend().get_texts()}
     assert len(saw.get_lines()[0].get_xdata()) == 2 * 60  # one sample a simulated minute
+
+
+def test_the_pareto_front_has_the_points_and_says_when_there_are_none(results):
+    _, spec, table = results
+    points = aggregate(table, ["refill", *spec.knobs], [METRIC, "freshness_p95_s"])
+    ax = pareto(points, spec).axes[0]
+    assert ax.get_xscale() == "log" and len(ax.get_legend().get_texts()) == 4
+    empty = pareto(points.assign(freshness_p95_s=float("nan")), spec).axes[0]
+    assert empty.get_legend() is None
+    assert "freshness is undefined" in empty.texts[0].get_text()
 
 
 def test_the_sawtooth_reruns_the_stored_runs_exactly(results, tmp_path):

@@ -43,6 +43,16 @@ def test_seed_after_spends_every_token_without_a_429(sim_json):
     assert after["http_429"] == 0
 
 
+def test_seed_after_stores_clearly_more_deals_than_seed_before(sim_json):
+    """At 5 tokens/min (measured: 5.42 against 4.21 deals/h, 1.29x; 1.29-1.33x over
+    seeds 0-4). The seed's recent-deals updater finds no new deals (it pages in
+    percent-drop order), so both store what the backfiller stores, and the per-chunk
+    trigger spends seed-before's tokens on those empty runs."""
+    before = sim_json("--preset", "seed-before", "--refill", "5")
+    after = sim_json("--preset", "seed-after", "--refill", "5")
+    assert after["deals_per_hour"] > 1.2 * before["deals_per_hour"]
+
+
 def test_the_fix_pays_once_the_spacing_binds(sim_json):
     """At 20 tokens/min the 60 s spacing, not the bucket, limits seed-before."""
     before = sim_json("--preset", "seed-before", "--refill", "20")
@@ -52,14 +62,15 @@ def test_the_fix_pays_once_the_spacing_binds(sim_json):
 
 
 def test_starvation_trigger_takes_tokens_from_the_backfiller(sim_json):
-    """seed-before queues a recent run after every chunk; most hit the lock and skip,
-    but the runs that start spend on /deal pages (measured: -11 % backfill tokens)."""
+    """seed-before queues a recent run after every chunk, and each run that starts
+    spends a /deal page that finds nothing new. Measured at 5 tokens/min: 472 runs
+    against 96, backfill tokens 0.73x, deals stored 0.77x."""
     plain = sim_json("--preset", "seed-before", "--set", "trigger_recent_after_chunk=false")
     triggered = sim_json("--preset", "seed-before")
     assert (triggered["tasks"]["backfill"]["tokens_consumed"]
-            < 0.95 * plain["tasks"]["backfill"]["tokens_consumed"])
-    assert triggered["tasks"]["recent"]["runs"] > 1.4 * plain["tasks"]["recent"]["runs"]
-    assert triggered["tasks"]["recent"]["skipped"] > 5 * triggered["tasks"]["recent"]["runs"]
+            < 0.8 * plain["tasks"]["backfill"]["tokens_consumed"])
+    assert triggered["tasks"]["recent"]["runs"] > 3 * plain["tasks"]["recent"]["runs"]
+    assert triggered["deals_per_hour"] < 0.85 * plain["deals_per_hour"]
 
 
 @pytest.mark.parametrize("args, needle", [
@@ -68,6 +79,7 @@ def test_starvation_trigger_takes_tokens_from_the_backfiller(sim_json):
     (["--refill", "-5"], "refill_rate: must be > 0"),
     (["--set", "chunk_size=0"], "chunk_size: must be > 0"),
     (["--set", "peek_offers=10"], "peek_offers: Keepa takes 0 (no offers) or 20 to 100"),
+    (["--set", "recent_sort=5"], "recent_sort: must be one of 1, 2, 3, 4, -2, -3, -4, got 5"),
     (["--set", "market.backlog=-1"], "market.backlog: must be >= 0"),
     (["--set", "chunk_size"], "expected key=value"),
     (["--hours", "0"], "hours: must be > 0"),
