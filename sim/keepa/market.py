@@ -73,6 +73,8 @@ class DealMarket:
         self.deals: dict[str, Deal] = {}
         self.by_rank: list[tuple[int, str]] = []
         self.by_update: list[tuple[float, str]] = []
+        self.by_drop: list[tuple[int, str]] = []  # largest price drop first
+        self.by_percent: list[tuple[float, str]] = []  # largest drop in percent first
         self.arrived_ms: dict[str, int] = {}  # arrivals after the start only
         backlog = sorted(start_ms - self.rng.randrange(BACKLOG_SPAN_MS)
                          for _ in range(settings.backlog))
@@ -113,6 +115,8 @@ class DealMarket:
         self.deals[deal.asin] = deal
         bisect.insort(self.by_rank, (deal.rank, deal.asin))
         bisect.insort(self.by_update, (deal.last_update + noise, deal.asin))
+        bisect.insort(self.by_drop, (deal.buy - deal.sell, deal.asin))
+        bisect.insort(self.by_percent, ((deal.buy - deal.sell) / deal.sell, deal.asin))
         return deal
 
     def listing(self, sort_type: int) -> list[str]:
@@ -120,12 +124,8 @@ class DealMarket:
         unset) best sales rank, 4 largest drop in percent; negative inverts 2 to 4."""
         if sort_type == 1:
             return [asin for _, asin in reversed(self.by_update)]
-        if abs(sort_type) in (2, 4):
-            drop = (lambda d: d.sell - d.buy) if abs(sort_type) == 2 else (
-                lambda d: (d.sell - d.buy) / d.sell)
-            ranked = sorted(self.deals.values(), key=drop, reverse=sort_type > 0)
-            return [d.asin for d in ranked]
-        ranked = [asin for _, asin in self.by_rank]
+        index = {2: self.by_drop, 4: self.by_percent}.get(abs(sort_type), self.by_rank)
+        ranked = [asin for _, asin in index]
         return ranked[::-1] if sort_type < 0 else ranked
 
     def seller(self, seller_id: str) -> dict | None:
