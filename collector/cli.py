@@ -11,6 +11,9 @@ from .cli_support import OneLineGroup, config_options
 from .config import Config
 
 DEFAULT_DB = "keepa-deals.sqlite"
+LIVE_PRESET = "fixed"
+"""A live collector spends real tokens, so by default it runs without the faults the
+seed presets copy (a peek that filters nothing, recent deals in the wrong order)."""
 
 
 @click.group(cls=OneLineGroup, name="collector")
@@ -19,7 +22,7 @@ def main() -> None:
 
 
 @main.command()
-@config_options
+@config_options(LIVE_PRESET)
 @click.option("--api-url", default="https://api.keepa.com", show_default=True,
               help="Keepa's API, or a `sim serve` URL such as http://127.0.0.1:8700.")
 @click.option("--db", default=DEFAULT_DB, show_default=True, type=click.Path(dir_okay=False),
@@ -47,7 +50,7 @@ def live(preset, config_file, assignments, api_url, db, domain, key_file, quiet,
     """
     from .live.main import LiveOptions, read_key, run_live
 
-    config = Config.load(preset, config_file, assignments)
+    config = Config.load(preset, config_file, assignments, default=LIVE_PRESET)
     key = read_key(key_file)
     options = LiveOptions(config, api_url, db, domain, quiet, log_json, log_file, status_every,
                           duration)

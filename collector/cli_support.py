@@ -31,12 +31,16 @@ class OneLineGroup(click.Group):
         sys.exit(result if isinstance(result, int) else 0)
 
 
-def config_options(func):
-    """``--preset``, ``--config`` and ``--set``, the same on every command that runs a config."""
-    func = click.option("--set", "assignments", multiple=True, metavar="KEY=VALUE",
-                        help="Override one knob (repeatable).")(func)
-    func = click.option("--config", "config_file", type=click.Path(dir_okay=False),
-                        help="TOML file with a [collector] table.")(func)
-    func = click.option("--preset", help="Named starting config (" + ", ".join(PRESETS)
-                        + "); default seed-after, or the file's preset.")(func)
-    return func
+def config_options(default: str = "seed-after"):
+    """``--preset``, ``--config`` and ``--set``, the same on every command that runs a
+    config; `default` is the preset used when neither the option nor the file names one."""
+    def decorate(func):
+        func = click.option("--set", "assignments", multiple=True, metavar="KEY=VALUE",
+                            help="Override one knob (repeatable).")(func)
+        func = click.option("--config", "config_file", type=click.Path(dir_okay=False),
+                            help="TOML file with a [collector] table.")(func)
+        func = click.option("--preset", help="Named starting config (" + ", ".join(PRESETS)
+                            + f"); default {default}, or the file's preset.")(func)
+        return func
+
+    return decorate

@@ -180,13 +180,14 @@ class Config:
     # -- building ------------------------------------------------------------
     @classmethod
     def load(cls, preset: str | None = None, file: str | Path | None = None,
-             overrides: typing.Iterable[str] = ()) -> Config:
-        """Preset, then TOML file, then ``key=value`` overrides, each on top of the last."""
+             overrides: typing.Iterable[str] = (), default: str = "seed-after") -> Config:
+        """Preset (else the file's, else `default`), then TOML file, then ``key=value``
+        overrides, each on top of the last."""
         table: dict = {}
         if file is not None:
             table = read_toml_table(file, "collector")
         named = table.pop("preset", None)
-        config = preset_config(preset or named or "seed-after")
+        config = preset_config(preset or named or default)
         config = config.updated(table)
         return config.updated(dict(parse_assignment(o) for o in overrides))
 

@@ -19,7 +19,7 @@ def main() -> None:
 
 
 @main.command()
-@config_options
+@config_options()
 @click.option("--refill", type=float, default=5.0, show_default=True,
               help="Plan refill rate, tokens/minute.")
 @click.option("--hours", type=float, default=24.0, show_default=True, help="Simulated hours.")

@@ -47,7 +47,7 @@ def executor_options(func):
 
 
 @click.command()
-@config_options
+@config_options()
 @click.option("--refill", "refill_text", default="5", show_default=True,
               help="Refill rate(s), tokens/minute: 5, a list 5,20,60, or a range.")
 @click.option("--grid", multiple=True, metavar="KEY=VALUES",

@@ -204,6 +204,7 @@ def test_live_runs_every_preset_and_a_written_config_exactly(tmp_path, monkeypat
     (tmp_path / "best.toml").write_text(tuned.to_toml("written like sim tune writes it"))
     cases = [(["--preset", name], config) for name, config in PRESETS.items()]
     cases.append((["--config", str(tmp_path / "best.toml")], tuned))
+    cases.append(([], PRESETS["fixed"]))  # live's default: no copied seed faults
     for number, (args, expected) in enumerate(cases):
         db = tmp_path / f"{number}.sqlite"
         result = CliRunner().invoke(collector_main, [

@@ -114,8 +114,9 @@ def minute(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("minute")
     db = tmp / "deals.sqlite"
     with sim_serve("--refill", "600", "--seed", str(SEED), *WORLD) as url:
-        proc = collector(tmp, "live", "--api-url", url, "--db", str(db), "--duration",
-                         str(MINUTE), "--set", "refill_rate=600", "--status-every", "5")
+        proc = collector(tmp, "live", "--preset", "seed-after", "--api-url", url, "--db",
+                         str(db), "--duration", str(MINUTE), "--set", "refill_rate=600",
+                         "--status-every", "5")
         wait_started(db, proc, 1)
         began = time.monotonic()
         readings = []
