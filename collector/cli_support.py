@@ -10,7 +10,7 @@ import sys
 
 import click
 
-from .config import PRESETS, ConfigError
+from .config import DEFAULT_PRESET, PRESETS, ConfigError
 
 
 class OneLineGroup(click.Group):
@@ -31,7 +31,7 @@ class OneLineGroup(click.Group):
         sys.exit(result if isinstance(result, int) else 0)
 
 
-def config_options(default: str = "seed-after"):
+def config_options(default: str = DEFAULT_PRESET):
     """``--preset``, ``--config`` and ``--set``, the same on every command that runs a
     config; `default` is the preset used when neither the option nor the file names one."""
     def decorate(func):

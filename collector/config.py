@@ -180,14 +180,14 @@ class Config:
     # -- building ------------------------------------------------------------
     @classmethod
     def load(cls, preset: str | None = None, file: str | Path | None = None,
-             overrides: typing.Iterable[str] = (), default: str = "seed-after") -> Config:
+             overrides: typing.Iterable[str] = (), default: str | None = None) -> Config:
         """Preset (else the file's, else `default`), then TOML file, then ``key=value``
         overrides, each on top of the last."""
         table: dict = {}
         if file is not None:
             table = read_toml_table(file, "collector")
         named = table.pop("preset", None)
-        config = preset_config(preset or named or default)
+        config = preset_config(preset or named or default or DEFAULT_PRESET)
         config = config.updated(table)
         return config.updated(dict(parse_assignment(o) for o in overrides))
 
@@ -303,6 +303,9 @@ SEED_AFTER = Config(peek_filter=False, recent_sort=4)
 Its recent-deals updater paged with sortType 4 (``SORT_TYPE_LAST_UPDATE = 4`` in the
 seed's simple_task.py), which Keepa sorts by percent drop, not by last update
 (seed-system.md §5), so the watermark test stops at the first old deal of page 0."""
+
+DEFAULT_PRESET = "seed-after"
+"""The preset a command starts from when nothing names one (``collector live`` excepted)."""
 
 PRESETS: dict[str, Config] = {
     "seed-before": SEED_AFTER.updated({
