@@ -6,13 +6,14 @@ and the observer handed to it differ.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 
 from .backfill import backfill
 from .client import KeepaClient
 from .config import Config
 from .events import Observer
 from .recent import recent
+from .refresh import refresh
 from .runtime import Runtime
 from .scheduler import Scheduler
 from .storage import Cursor, Storage, StoredDeal
@@ -26,10 +27,23 @@ class Collector:
         self.storage = storage
         self.observer = observer or Observer()
         self.client = KeepaClient(runtime, config, self.observer, domain)
+        self.claimed: set[str] = set()  # ASINs examined (or being examined) by this process
         self.scheduler = Scheduler(runtime, config.workers, config.dispatch_overhead_s,
                                    self.observer)
         self.scheduler.add("backfill", lambda: backfill(self), config.backfill_period_s)
         self.scheduler.add("recent", lambda: recent(self), config.recent_period_s)
+        if config.refresh_period_s is not None:
+            self.scheduler.add("refresh", lambda: refresh(self), config.refresh_period_s)
+
+    def claim(self, asins: Iterable[str]) -> list[str]:
+        """Those of `asins` no task of this collector has examined or is examining, now
+        claimed: the backfiller and the recent run meet the same new deals."""
+        fresh = [asin for asin in asins if asin not in self.claimed]
+        self.claimed.update(fresh)
+        return fresh
+
+    def unclaim(self, asins: Iterable[str]) -> None:
+        self.claimed.difference_update(asins)
 
     @property
     def tokens(self):
@@ -46,3 +60,10 @@ class Collector:
         self.observer.on_commit(now, task)
         if deals:
             self.observer.on_stored(now, task, [d.asin for d in deals])
+
+    def refreshed(self, task: str, rows: Sequence[tuple[str, int, int]], *,
+                  offers: bool) -> None:
+        """Store refreshed prices ``(asin, buy, sell)`` of deals already stored."""
+        now = self.runtime.now()
+        self.storage.refresh(rows, now, offers=offers)
+        self.observer.on_refreshed(now, task, [asin for asin, _, _ in rows])

@@ -1,11 +1,12 @@
 """The collector's Keepa client: permission, the call, the envelope, retries.
 
-Every call goes through one path: ask the policy for permission (waiting on
-the runtime's clock as told), reserve the estimated cost, send, learn the
-envelope, report the call, then act on the status: 200 returns the body, 429
-waits as the envelope says and sends the *same* request again, 5xx and
-dropped connections back off (capped, jittered, bounded), anything else is a
-final error.
+Every call goes through one path: take one of the ``max_in_flight`` slots,
+ask the policy for permission (waiting on the runtime's clock as told),
+reserve the estimated cost, send, learn the envelope (settling the
+reservation), give the slot back, report the call, then act on the status:
+200 returns the body, 429 waits as the envelope says and sends the *same*
+request again, 5xx and dropped connections back off (capped, jittered,
+bounded), anything else is a final error.
 """
 
 from __future__ import annotations
@@ -17,13 +18,10 @@ from typing import Any
 
 from .config import Config
 from .events import CallRecord, Observer
+from .lanes import Slots
 from .policies import POLICIES
 from .runtime import Request, Runtime, TransportError
 from .tokens import TokenManager
-
-DEAL_PAGE_SIZE = 150
-KEEPA_EPOCH_MINUTES = 21_564_000  # unix minutes of Keepa minute 0 (keepa-api.md §1)
-SORT_SALES_RANK = 3
 
 
 class ApiError(Exception):
@@ -48,6 +46,7 @@ class KeepaClient:
         self.domain = domain
         self.tokens = TokenManager(config, self.observer, runtime.now())
         self.policy = POLICIES[config.policy]()
+        self.slots = Slots(runtime, config.max_in_flight)  # calls in flight on this key
 
     # -- endpoints -----------------------------------------------------------------
     async def deals(self, task: str, page: int, sort: int, reserved: float) -> list[dict]:
@@ -60,15 +59,8 @@ class KeepaClient:
     async def products(self, task: str, asins: Sequence[str], reserved_per_asin: float, *,
                        offers: int, stats_days: int, history: bool, rating: bool,
                        days: int | None = None) -> list[dict]:
-        params = {"asin": ",".join(asins), "stats": str(stats_days),
-                  "history": "1" if history else "0"}
-        if offers:
-            params["offers"] = str(offers)
-            params["only-live-offers"] = "1"
-        if rating:
-            params["rating"] = "1"
-        if days is not None:
-            params["days"] = str(days)
+        params = product_params(asins, offers=offers, stats_days=stats_days, history=history,
+                                rating=rating, days=days)
         body = await self.call(task, "product", params, reserved_per_asin * len(asins), len(asins))
         return body.get("products") or []
 
@@ -93,18 +85,22 @@ class KeepaClient:
         failures = 0
         request = Request(path, {"domain": str(self.domain), **params})
         while True:
-            await self._permit(task, reserved)
+            await self.slots.acquire()
             try:
-                response = await self.runtime.send(request)
-            except TransportError as exc:
-                status, body = 0, None
-                detail = str(exc) or "connection failed"
-            else:
-                status, body = response.status, response.body
-                detail = _error_text(body)
-            now = self.runtime.now()
-            if status != 400:  # a 400 envelope is zeroed: never a reading
-                self.tokens.observe(body, now)
+                ticket = await self._permit(task, reserved)
+                try:
+                    response = await self.runtime.send(request)
+                except TransportError as exc:
+                    status, body = 0, None
+                    detail = str(exc) or "connection failed"
+                else:
+                    status, body = response.status, response.body
+                    detail = _error_text(body)
+                now = self.runtime.now()
+                # a 400 envelope is zeroed: never a reading
+                self.tokens.observe(body if status != 400 else None, now, ticket)
+            finally:
+                self.slots.release()
             self._report(now, task, path, items, reserved, status, body)
             if status == 200:
                 return body or {}
@@ -120,7 +116,8 @@ class KeepaClient:
                 continue
             raise ApiError(f"/{path}: HTTP {status} {detail}".rstrip(), status, fatal=True)
 
-    async def _permit(self, task: str, cost: float) -> None:
+    async def _permit(self, task: str, cost: float) -> int:
+        """Wait until the policy lets a call reserving `cost` go; reserve it (the ticket)."""
         while (wait := self.policy.decide(self.tokens, task, cost, self.runtime.now())) is not None:
             if wait.reason == "spacing":
                 await self.runtime.sleep(wait.seconds)
@@ -128,7 +125,7 @@ class KeepaClient:
                 await self._wait(wait.seconds, wait.reason, task)
                 if self.config.poll_token_endpoint:
                     await self.sync(task)
-        self.tokens.reserve(task, cost, self.runtime.now())
+        return self.tokens.reserve(task, cost, self.runtime.now())
 
     async def _wait(self, seconds: float, reason: str, task: str, whole: bool = False) -> None:
         """Wait for tokens, or give up per ``on_long_wait``. A policy's wait lasts one poll
@@ -150,6 +147,22 @@ class KeepaClient:
         body = body or {}
         self.observer.on_call(CallRecord(now, task, path, items, reserved, status,
                                          body.get("tokensConsumed"), body.get("tokensLeft")))
+
+
+def product_params(asins: Sequence[str], *, offers: int, stats_days: int, history: bool,
+                   rating: bool, days: int | None = None) -> dict[str, str]:
+    """The query of a ``/product`` call as the collector sends it (the bound prices the
+    collector's calls by handing these to the mock's own parser)."""
+    params = {"asin": ",".join(asins), "stats": str(stats_days),
+              "history": "1" if history else "0"}
+    if offers:
+        params["offers"] = str(offers)
+        params["only-live-offers"] = "1"
+    if rating:
+        params["rating"] = "1"
+    if days is not None:
+        params["days"] = str(days)
+    return params
 
 
 def _error_text(body: dict | None) -> str:

@@ -105,6 +105,9 @@ class Config:
     poll_token_endpoint: bool = _knob(True, "while waiting, ask /token (free) instead of "
                                       "trusting the projection")
     sync_on_start: bool = _knob(True, "every task run starts with a /token call")
+    max_in_flight: int = _knob(
+        1, "calls in flight at once on the key; the backfiller and the recent run work on "
+        "this many chunks or batches at once (Keepa sets no limit; its Java client uses 4)", ">0")
     # -- backfiller ----------------------------------------------------------
     backfill_period_s: float = _knob(1800.0, "backfiller schedule period (seed: */30)", ">0")
     chunk_size: int = _knob(4, "deals per backfill chunk (one commit each)", ">0")
@@ -119,6 +122,8 @@ class Config:
         True, "full-fetch only the deals whose peek passes the filter (the seed skipped this "
         "until commit 21d4d2b, so its presets full-fetch every peeked deal)")
     seller_lookup: bool = _knob(True, "look up the buy-box seller of every stored deal")
+    seller_batch_size: int = _knob(1, "seller ids per /seller lookup, up to 100 (the seed "
+                                   "looked up one at a time)", ">0")
     peek_offers: int = _knob(20, "offers parameter of the peek (0 = none)", ">=0")
     peek_stats_days: int = _knob(90, "stats window of the peek, days", ">0")
     peek_rating: bool = _knob(True, "rating=1 on the peek")
@@ -136,6 +141,21 @@ class Config:
     recent_max_pages: int = _knob(50, "most /deal pages one recent run reads", ">0")
     recent_batch_size: int = _knob(1, "ASINs per full-fetch call of the recent run", ">0")
     recent_page_reserved: float = _knob(15.0, "tokens reserved per recent /deal page (5+10)", ">=0")
+    recent_peek: bool = _knob(False, "peek and filter the recent run's new deals before the full "
+                              "fetch, as the backfiller does (the seed's updater did not)")
+    # -- refresher of stored deals -----------------------------------------------
+    refresh_period_s: float | None = _knob(
+        None, "refresher schedule period; unset: no refresher (the seed had none)", ">0")
+    refresh_age_s: float = _knob(3600.0, "refresh stored deals whose data is older than this", ">0")
+    refresh_offers_age_s: float = _knob(
+        86400.0, "a refresh fetches offers too when the deal's offers are older than this", ">0")
+    refresh_batch_size: int = _knob(20, "ASINs per refresh call", ">0")
+    refresh_max_deals: int = _knob(1000, "most deals one refresher run refreshes", ">0")
+    refresh_floor: float = _knob(
+        0.0, "a refresh call goes only while the estimate is at least this, so new deals "
+        "keep the tokens below it")
+    refresh_reserved_per_asin: float = _knob(1.0, "tokens reserved per ASIN for a light refresh "
+                                             "(the full fetch's reservation with offers)", ">=0")
     # -- scheduler, overheads and retries -------------------------------------
     workers: int = _knob(4, "worker slots (Celery concurrency)", ">0")
     dispatch_overhead_s: float = _knob(0.5, "time to start a task run", ">=0")
@@ -170,6 +190,8 @@ class Config:
                     raise ConfigError(f"{f.name}: must be > 0, got {_num(x)}")
                 if f.metadata["check"] == ">=0" and not x >= 0:
                     raise ConfigError(f"{f.name}: must be >= 0, got {_num(x)}")
+            if f.name in BATCH_KNOBS and value > 100:
+                raise ConfigError(f"{f.name}: Keepa takes at most 100 ids a call, got {value}")
             if f.name in OFFERS_KNOBS and value and not 20 <= value <= 100:
                 raise ConfigError(f"{f.name}: Keepa takes 0 (no offers) or 20 to 100, got {value}")
             if f.metadata["choices"] and value not in f.metadata["choices"]:
@@ -222,6 +244,8 @@ class Config:
 
 OFFERS_KNOBS = ("peek_offers", "full_offers")
 """Knobs sent as /product's ``offers``, which Keepa answers 405 outside 20..100."""
+BATCH_KNOBS = ("batch_size", "recent_batch_size", "refresh_batch_size", "seller_batch_size")
+"""Ids per call, which Keepa caps at 100 for /product and /seller."""
 
 
 @functools.cache

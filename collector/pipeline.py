@@ -10,13 +10,11 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from .config import Config
+from .keepa import NEW
 from .storage import StoredDeal
 
 if TYPE_CHECKING:
     from .app import Collector
-
-NEW = 1  # Keepa's csv index of the lowest new price
-
 
 def prices(product: dict) -> tuple[int, int]:
     """(sell, buy) in cents: the 90-day average and the current lowest new price."""
@@ -27,43 +25,83 @@ def prices(product: dict) -> tuple[int, int]:
     return sell, buy
 
 
+def buy_box_seller(product: dict) -> str:
+    """The buy-box seller's id, or "" if there is none: Keepa puts it in the product's
+    ``stats`` (Stats.java ``buyBoxSellerId``; "-1" none qualified, "-2" unknown)."""
+    seller = (product.get("stats") or {}).get("buyBoxSellerId") or ""
+    return "" if seller in ("-1", "-2") else seller
+
+
 def accepts(config: Config, product: dict) -> bool:
-    """The profitability filter: sells for enough, and buying now returns enough."""
+    """The profitability filter over a product's prices (see `profitable`)."""
     sell, buy = prices(product)
-    if sell < config.filter_min_sell_cents or buy <= 0:
-        return False
-    return (sell - buy) / buy >= config.filter_min_roi
+    return profitable(config, sell, buy)
+
+
+def profitable(config: Config, sell, buy):
+    """The filter's one rule: sells for enough, and buying now returns enough.
+
+    Written with ``&`` so that it takes numbers or numpy arrays of prices alike:
+    the bound counts a whole market's passing deals with this same rule.
+    """
+    divisor = buy + (buy <= 0) * (1 - buy)  # buy where it is positive, else 1 (rejected anyway)
+    return ((buy > 0) & (sell >= config.filter_min_sell_cents)
+            & ((sell - buy) / divisor >= config.filter_min_roi))
+
+
+def peek_query(config: Config) -> dict:
+    """The peek's ``/product`` parameters: current prices and their averages, no history."""
+    return {"offers": config.peek_offers, "stats_days": config.peek_stats_days,
+            "history": False, "rating": config.peek_rating}
+
+
+def full_query(config: Config) -> dict:
+    """The full fetch's ``/product`` parameters: the data a stored deal carries."""
+    return {"offers": config.full_offers, "stats_days": config.full_days, "history": True,
+            "rating": True, "days": config.full_days}
 
 
 async def ingest(ctx: Collector, task: str, deals: Sequence[dict], *, peek: bool,
                  batch_size: int) -> list[StoredDeal]:
-    """The deals among `deals` worth keeping, fetched in batches of `batch_size`."""
+    """The deals among `deals` worth keeping, fetched in batches of `batch_size`.
+
+    Deals another task of this collector is fetching, or has already examined,
+    are left out (`Collector.claim`), so two tasks never pay for the same deal."""
     config, client = ctx.config, ctx.client
     last_update = {d["asin"]: int(d.get("lastUpdate", 0)) for d in deals}
-    asins = list(last_update)
+    asins = ctx.claim(last_update)
+    try:
+        return await _fetch(ctx, task, asins, last_update, peek, batch_size)
+    except BaseException:
+        ctx.unclaim(asins)  # not stored: let a later run try them again
+        raise
+
+
+async def _fetch(ctx: Collector, task: str, asins: list[str], last_update: dict[str, int],
+                 peek: bool, batch_size: int) -> list[StoredDeal]:
+    config, client = ctx.config, ctx.client
     kept: list[StoredDeal] = []
     for start in range(0, len(asins), batch_size):
         batch = asins[start:start + batch_size]
         ctx.observer.on_examined(ctx.runtime.now(), task, len(batch))
         if peek:
-            peeked = await client.products(
-                task, batch, config.peek_reserved_per_asin, offers=config.peek_offers,
-                stats_days=config.peek_stats_days, history=False, rating=config.peek_rating)
+            peeked = await client.products(task, batch, config.peek_reserved_per_asin,
+                                           **peek_query(config))
             if config.peek_filter:
                 batch = [p["asin"] for p in peeked if accepts(config, p)]
             else:
                 batch = [p["asin"] for p in peeked]
             if not batch:
                 continue
-        full = await client.products(
-            task, batch, config.full_reserved_per_asin, offers=config.full_offers,
-            stats_days=config.full_days, history=True, rating=True, days=config.full_days)
-        for product in full:
-            if not accepts(config, product):
-                continue
-            seller = product.get("buyBoxSellerId") or ""
-            if config.seller_lookup and seller:
-                await client.sellers(task, [seller])
+        full = await client.products(task, batch, config.full_reserved_per_asin,
+                                     **full_query(config))
+        worth = [product for product in full if accepts(config, product)]
+        sellers = [buy_box_seller(product) for product in worth]
+        if config.seller_lookup:
+            ids = [seller for seller in sellers if seller]
+            for first in range(0, len(ids), config.seller_batch_size):
+                await client.sellers(task, ids[first:first + config.seller_batch_size])
+        for product, seller in zip(worth, sellers):
             sell, buy = prices(product)
             kept.append(StoredDeal(product["asin"], task, last_update.get(product["asin"], 0),
                                    product.get("title", ""), buy, sell, seller))

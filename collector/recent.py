@@ -2,8 +2,9 @@
 
 Pages the deal list in `recent_sort` order (newest first, unless a preset copies
 the seed's sortType 4) until a deal at or below the watermark,
-`recent_max_pages` or `recent_max_deals`; fetches and stores the new ones a
-batch per commit; then moves the watermark to the newest deal of page 0, once,
+`recent_max_pages` or `recent_max_deals`; fetches (peeking first with
+`recent_peek`) and stores the new ones a batch per commit, ``max_in_flight``
+batches at once; then moves the watermark to the newest deal of page 0, once,
 at the end (seed-system.md §1.5) - so deals past the per-run cap are skipped
 for good, as in the seed. A run with no watermark yet only sets it: the
 backlog is the backfiller's.
@@ -13,7 +14,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from .client import DEAL_PAGE_SIZE
+from .keepa import DEAL_PAGE_SIZE
+from .lanes import run_lanes
 from .pipeline import ingest
 
 if TYPE_CHECKING:
@@ -47,10 +49,18 @@ async def recent(ctx: Collector) -> None:
     if watermark is not None:
         known = storage.known(d["asin"] for d in fresh)
         new = [d for d in fresh if d["asin"] not in known]
-        for start in range(0, len(new), config.recent_batch_size):
-            batch = new[start:start + config.recent_batch_size]
-            kept = await ingest(ctx, TASK, batch, peek=False, batch_size=config.recent_batch_size)
+        size = config.recent_batch_size
+        batches = iter([new[start:start + size] for start in range(0, len(new), size)])
+
+        async def step() -> bool:
+            batch = next(batches, None)
+            if batch is None:
+                return False
+            kept = await ingest(ctx, TASK, batch, peek=config.recent_peek, batch_size=size)
             await ctx.runtime.sleep(config.commit_overhead_s)
             ctx.commit(TASK, kept)
+            return True
+
+        await run_lanes(ctx.runtime, config.max_in_flight, step)
     if newest is not None and (watermark is None or newest > watermark):
         ctx.commit(TASK, [], watermark=newest)

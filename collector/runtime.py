@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import random
 from dataclasses import dataclass, field
-from typing import Any, Awaitable, Coroutine, Protocol
+from typing import Any, Awaitable, Coroutine, Generator, Protocol
 
 
 @dataclass
@@ -32,6 +32,16 @@ class TransportError(Exception):
     """The call got no HTTP answer (connection dropped, reset, timed out)."""
 
 
+class Signal(Protocol):
+    """A one-shot event: `fire` it once; awaiting it returns once it has fired
+    (at once if it already has). The collector builds its in-flight slots and
+    lanes from these (``collector.lanes``), so it needs no lock of its own."""
+
+    def fire(self) -> None: ...
+
+    def __await__(self) -> Generator[Any, Any, None]: ...
+
+
 class Runtime(Protocol):
     """What a task may use. ``now`` is seconds since the runtime started."""
 
@@ -44,3 +54,5 @@ class Runtime(Protocol):
     async def send(self, request: Request) -> Response: ...
 
     def spawn(self, coroutine: Coroutine[Any, Any, None]) -> None: ...
+
+    def signal(self) -> Signal: ...

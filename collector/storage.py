@@ -7,8 +7,9 @@ serves the simulator; SQLite arrives with ``collector live``.
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Protocol
 
 
@@ -41,6 +42,15 @@ class Storage(Protocol):
                watermark: int | None = None) -> None:
         """Store `deals` (upsert by ASIN) and move the cursor/watermark, atomically."""
 
+    def refresh(self, rows: Sequence[tuple[str, int, int]], now: float, *,
+                offers: bool) -> None:
+        """New prices ``(asin, buy_cents, sell_cents)`` for stored deals, fetched at `now`
+        (with their offers, if `offers`); a refresh is not a second store."""
+
+    def stale(self, now: float, min_age_s: float, limit: int) -> list[tuple[str, float]]:
+        """Up to `limit` stored deals whose data is at least `min_age_s` old, oldest first,
+        as ``(asin, age of their offers in seconds)``."""
+
     def cursor(self) -> Cursor: ...
 
     def watermark(self) -> int | None: ...
@@ -49,11 +59,17 @@ class Storage(Protocol):
 
 
 class MemoryStorage:
-    """Dict-backed storage: a commit is one Python call, so it is atomic here."""
+    """Dict-backed storage: a commit is one Python call, so it is atomic here.
+
+    `fetched_at` holds when each deal's data was last fetched, oldest first
+    (every store and refresh moves a deal to the end), so the stalest are at hand.
+    """
 
     def __init__(self) -> None:
         self.deals: dict[str, StoredDeal] = {}
         self.first_seen: dict[str, float] = {}
+        self.fetched_at: OrderedDict[str, float] = OrderedDict()
+        self.offers_at: dict[str, float] = {}
         self._cursor = Cursor()
         self._watermark: int | None = None
         self.commits = 0
@@ -66,11 +82,32 @@ class MemoryStorage:
         for deal in deals:
             self.first_seen.setdefault(deal.asin, now)
             self.deals[deal.asin] = deal
+            self._fetched(deal.asin, now, offers=True)
         if cursor is not None:
             self._cursor = cursor
         if watermark is not None:
             self._watermark = watermark
         self.commits += 1
+
+    def refresh(self, rows: Sequence[tuple[str, int, int]], now: float, *,
+                offers: bool) -> None:
+        for asin, buy, sell in rows:
+            self.deals[asin] = replace(self.deals[asin], buy_cents=buy, sell_cents=sell)
+            self._fetched(asin, now, offers)
+
+    def stale(self, now: float, min_age_s: float, limit: int) -> list[tuple[str, float]]:
+        out = []
+        for asin, at in self.fetched_at.items():
+            if now - at < min_age_s or len(out) >= limit:
+                break
+            out.append((asin, now - self.offers_at[asin]))
+        return out
+
+    def _fetched(self, asin: str, now: float, offers: bool) -> None:
+        self.fetched_at[asin] = now
+        self.fetched_at.move_to_end(asin)
+        if offers:
+            self.offers_at[asin] = now
 
     def cursor(self) -> Cursor:
         return self._cursor

@@ -55,29 +55,52 @@ class TokenManager:
         self.mode = SPENDING
         self.recharge_since: float | None = None
         self.last_call: dict[str, float] = {}
+        self._in_flight: dict[int, float] = {}  # ticket -> tokens reserved, for calls out
+        self._outstanding = 0.0  # their sum
+        self._tickets = 0
 
     # -- learning --------------------------------------------------------------
-    def observe(self, envelope: dict[str, Any] | None, now: float) -> bool:
-        """Adopt a response envelope as the new reading; False if it carries none.
+    def observe(self, envelope: dict[str, Any] | None, now: float,
+                ticket: int | None = None) -> bool:
+        """Settle the call `ticket` (if any) and adopt its envelope as the new reading;
+        False if it carries none.
 
+        The reading already holds what the server charged for every call that
+        finished before it, this one included; the calls still in flight are
+        not in it, so their reservations stay subtracted. Without a reading the
+        call's reservation stays subtracted too: it may have been charged.
         A bad-key 400 answers with every token field zeroed: that is not a
         bucket reading (keepa-api.md §2), so a zero ``refillRate`` is ignored.
         """
+        if ticket is not None:
+            self._outstanding -= self._in_flight.pop(ticket)
+            if not self._in_flight:
+                self._outstanding = 0.0  # no float residue once nothing is in flight
         if not envelope or "tokensLeft" not in envelope or not envelope.get("refillRate"):
             return False
         self.rate = float(envelope["refillRate"]) - float(envelope.get("tokenFlowReduction") or 0)
-        self._balance = float(envelope["tokensLeft"])
+        self._balance = float(envelope["tokensLeft"]) - self._outstanding
         self._as_of = now
         self._read_at = now
         refill_in = envelope.get("refillIn")
         self._next_refill = now + refill_in / 1000.0 if refill_in is not None else None
         return True
 
-    def reserve(self, task: str, cost: float, now: float) -> None:
-        """Take `cost` off the estimate as the call leaves (the server decides the rest)."""
+    def reserve(self, task: str, cost: float, now: float) -> int:
+        """Take `cost` off the estimate as the call leaves (the server decides the rest);
+        the ticket settles it in `observe` when the answer comes."""
         self._balance = self.estimate(now) - cost
         self._as_of = now
         self.last_call[task] = now
+        self._tickets += 1
+        self._in_flight[self._tickets] = cost
+        self._outstanding += cost
+        return self._tickets
+
+    @property
+    def in_flight(self) -> int:
+        """Calls reserved and not yet answered."""
+        return len(self._in_flight)
 
     # -- projection ------------------------------------------------------------
     @property

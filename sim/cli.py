@@ -80,6 +80,13 @@ def render(s: dict, hours: float, refill: float) -> str:
         f"  gaps, freshness   longest gap {fmt(s['max_gap_s'], ' s')}; new deals stored "
         f"{s['new_deals_stored']}/{s['new_deals_listed']}, p50 {fmt(s['freshness_p50_s'], ' s')}"
         f", p95 {fmt(s['freshness_p95_s'], ' s')}",
+        f"  bound             {fmt(s['bound_deals_per_hour'])} deals/h, bound by "
+        f"{s['bound_by']} (market {fmt(s['bound_market_per_hour'])}, tokens "
+        f"{fmt(s['bound_tokens_per_hour'])}, latency {fmt(s['bound_latency_per_hour'])}); "
+        f"this run {s['fraction_of_bound']:.0%} of it",
+        f"  tokens per deal   {fmt(s['tokens_per_deal'])} (at the fewest "
+        f"{fmt(s['bound_tokens_per_deal'])}); data age p95 {fmt(s['stale_p95_s'], ' s')}, "
+        f"{s['deals_refreshed']:,} refreshed",
         "  per task          calls/min  tokens  stored  runs  skipped",
     ]
     for name, t in s["tasks"].items():

@@ -10,6 +10,7 @@ import simpy
 from collector.app import Collector
 from collector.config import Config
 from collector.storage import MemoryStorage
+from sim.bound import bound, bound_figures
 from sim.keepa import DealMarket, MockKeepa
 from sim.recorder import Recorder, Sample
 from sim.runtime import SimRuntime
@@ -45,6 +46,7 @@ def simulate(config: Config, scenario: Scenario) -> Run:
     server.bucket.advance(START_MS + horizon_ms)
     arrived = {a: (ms - START_MS) / 1000 for a, ms in market.arrived_ms.items()}
     summary = recorder.summary(horizon_ms / 1000, server.bucket, arrived)
+    summary |= bound_figures(summary, bound(config, server, horizon_ms / 1000))
     summary["wall_s"] = time.perf_counter() - wall
     return Run(summary, recorder, collector, server)
 

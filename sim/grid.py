@@ -119,3 +119,13 @@ DEFAULT_GRID = (
     "burst_threshold=40,80,160,280",  # the seed: 80 below 10 tokens/min, else 280
 )
 """What ``sim sweep`` sweeps when no ``--grid`` is given: the knobs of the seed's fix."""
+IN_FLIGHT_AXIS = "max_in_flight=1,2,4,8"
+IN_FLIGHT_FROM = 60.0  # tokens/min: from here on one call at a time cannot spend a plan
+
+
+def default_grid(refills) -> tuple[str, ...]:
+    """The default grid for these refill rates: at 60 tokens/min and above, with
+    ``max_in_flight`` too, since one call at a time leaves such plans' tokens unspent."""
+    if max(refills, default=0.0) >= IN_FLIGHT_FROM:
+        return (*DEFAULT_GRID, IN_FLIGHT_AXIS)
+    return DEFAULT_GRID

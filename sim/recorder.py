@@ -23,6 +23,7 @@ class TaskBook(CallTally):
     token_calls: int = 0
     deals_processed: int = 0
     deals_stored: int = 0
+    deals_refreshed: int = 0
     commits: int = 0
     events: Counter = field(default_factory=Counter)
 
@@ -43,6 +44,7 @@ class Recorder(Observer):
         self.endpoints: dict[str, CallTally] = defaultdict(CallTally)
         self.modes: list[tuple[float, str]] = []
         self.stored: list[tuple[float, str]] = []
+        self.refreshed: list[tuple[float, str]] = []
         self.commits = 0
         self.samples: list[Sample] = []
         self.calls: list[CallRecord] = []
@@ -65,6 +67,10 @@ class Recorder(Observer):
     def on_stored(self, t: float, task: str, asins) -> None:
         self.tasks[task].deals_stored += len(asins)
         self.stored.extend((t, a) for a in asins)
+
+    def on_refreshed(self, t: float, task: str, asins) -> None:
+        self.tasks[task].deals_refreshed += len(asins)
+        self.refreshed.extend((t, a) for a in asins)
 
     def on_commit(self, t: float, task: str) -> None:
         self.commits += 1
@@ -118,6 +124,8 @@ class Recorder(Observer):
             "new_deals_stored": len(fresh),
             "freshness_p50_s": _pct(fresh, 50),
             "freshness_p95_s": _pct(fresh, 95),
+            "deals_refreshed": len(self.refreshed),
+            "stale_p95_s": stale_p95(self.stored + self.refreshed, horizon_s),
             "tasks": {
                 name: {
                     "api_calls": b.api_calls,
@@ -128,6 +136,7 @@ class Recorder(Observer):
                     "http_429": b.http_429,
                     "deals_processed": b.deals_processed,
                     "deals_stored": b.deals_stored,
+                    "deals_refreshed": b.deals_refreshed,
                     "commits": b.commits,
                     "runs": b.events["start"],
                     "skipped": b.events["skip"],
@@ -143,6 +152,34 @@ class Recorder(Observer):
                 for path, e in sorted(self.endpoints.items())
             },
         }
+
+
+def stale_p95(fetches: list[tuple[float, str]], horizon_s: float) -> float | None:
+    """The 95th percentile of stored deals' data age, over deals and time alike.
+
+    A deal's data is as old as the time since it was last fetched (stored or
+    refreshed), so its age saws from 0 up over each interval between fetches
+    and up to the end of the run. Picking a stored deal and a moment at random,
+    weighted by how long each deal was stored, gives an age that is uniform on
+    each such interval: this is the percentile of that mixture. None when
+    nothing was stored."""
+    times: dict[str, list[float]] = {}
+    for t, asin in fetches:
+        times.setdefault(asin, []).append(t)
+    spans = []
+    for fetched in times.values():
+        fetched.sort()
+        spans += [b - a for a, b in zip(fetched, fetched[1:])] + [horizon_s - fetched[-1]]
+    lengths = np.sort(np.asarray(spans, dtype=float))
+    total = lengths.sum() if len(lengths) else 0.0
+    if total <= 0:
+        return None if not len(lengths) else 0.0
+    # mass below age a: sum(min(a, L)); over [L_(j-1), L_j] it is C_j + a * (n - j)
+    n = len(lengths)
+    below = np.concatenate([[0.0], np.cumsum(lengths)])[:-1]  # C_j: the spans shorter than L_j
+    mass = below + lengths * (n - np.arange(n))  # sum(min(L_j, L)) at each a = L_j
+    j = int(np.searchsorted(mass, 0.95 * total))
+    return float((0.95 * total - below[j]) / (n - j))
 
 
 def _pct(values: list[float], q: float) -> float | None:

@@ -34,6 +34,22 @@ class _Event:
         return (yield self.event)
 
 
+class _Signal:
+    """The runtime's one-shot `Signal` on a SimPy event."""
+
+    __slots__ = ("event",)
+
+    def __init__(self, env: simpy.Environment):
+        self.event = env.event()
+
+    def fire(self) -> None:
+        if not self.event.triggered:
+            self.event.succeed()
+
+    def __await__(self) -> Generator[simpy.Event, Any, None]:
+        yield self.event
+
+
 def _drive(coroutine: Coroutine) -> Generator[simpy.Event, Any, Any]:
     """A SimPy process body that runs `coroutine` to completion."""
     send, value = coroutine.send, None
@@ -83,3 +99,6 @@ class SimRuntime:
 
     def spawn(self, coroutine: Coroutine[Any, Any, None]) -> None:
         self.env.process(_drive(coroutine))
+
+    def signal(self) -> _Signal:
+        return _Signal(self.env)

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 
 from collector.config import Config, ConfigError, coerce, parse_assignment
 from sim.keepa import MarketSettings, ServerSettings
+from sim.keepa.errors import SettingsError
 
 PREFIXES = ("server", "market")
 
@@ -56,7 +57,10 @@ def _replace(obj, prefix: str, changes: dict[str, object]):
         if name not in hints or name == "rate":
             raise ConfigError(f"unknown config key '{prefix}.{name}'")
         typed[name] = coerce(hints[name], value, f"{prefix}.{name}")
-    return dataclasses.replace(obj, **typed)
+    try:
+        return dataclasses.replace(obj, **typed)
+    except SettingsError as exc:  # the mock's own error, told the collector's way
+        raise ConfigError(str(exc)) from None
 
 
 def split_overrides(assignments: Iterable[str]) -> tuple[dict[str, str], dict[str, str]]:

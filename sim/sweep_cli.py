@@ -15,7 +15,7 @@ from collector.cli_support import config_options
 from collector.config import PRESETS, ConfigError
 from sim import tune as tuning
 from sim.executors import cores, executor
-from sim.grid import DEFAULT_GRID, parse_axis, parse_values
+from sim.grid import DEFAULT_GRID, IN_FLIGHT_AXIS, default_grid, parse_axis, parse_values
 from sim.settings import PREFIXES
 from sim.store import Store
 from sim.sweep import METRIC, Spec, aggregate, resolve_base, run_sweep, spec_from_options
@@ -54,7 +54,7 @@ def executor_options(func):
               help="Sweep a knob (repeatable): chunk_size=1,2,4, a range 1:64:x2 (geometric) "
               "or 0:60:+15 (arithmetic); a+b=VALUES sets both keys alike; separate step rules "
               "with ';' (burst_threshold='80<10,280;280'). Default: "
-              + "  ".join(DEFAULT_GRID) + ".")
+              + "  ".join(DEFAULT_GRID) + f", and {IN_FLIGHT_AXIS} at 60 tokens/min and above.")
 @click.option("--hours", type=float, default=24.0, show_default=True,
               help="Simulated hours per run.")
 @click.option("--seeds", type=click.IntRange(min=1), default=SEEDS, show_default=True,
@@ -74,7 +74,7 @@ def sweep(preset, config_file, assignments, refill_text, grid, hours, seeds, out
     """Run a grid of configs at one or more refill rates; store, rank and plot the results."""
     refills = parse_refills(refill_text)
     spec = spec_from_options(preset, config_file, assignments, grid, refills, hours, seeds,
-                             DEFAULT_GRID)
+                             default_grid(refills))
     spec.jobs()  # every point built and validated before a worker starts
     store = Store(out or Path("results") / f"sweep-refill{'-'.join(f'{r:g}' for r in refills)}")
     pool = executor(workers, scheduler)
@@ -115,7 +115,8 @@ def _draw(table, spec, root: Path, fmt: str) -> None:
 
 def best_configs(table, spec, top: int) -> str:
     """The best points per refill rate by mean deals per hour, with their other figures."""
-    metrics = [METRIC, "http_429", "freshness_p95_s", "max_gap_s", "token_utilization"]
+    metrics = [METRIC, "http_429", "freshness_p95_s", "max_gap_s", "token_utilization",
+               "fraction_of_bound"]
     points = aggregate(table, ["refill", *spec.knobs], metrics)
     lines = [f"best configs by deals stored per hour (mean of {len(spec.seeds)} seeds "
              f"± 95 % interval), {spec.hours:g} simulated hours"]
@@ -129,6 +130,7 @@ def best_configs(table, spec, top: int) -> str:
         shown["fresh p95 min"] = (rows["freshness_p95_s"] / 60).round(0)
         shown["max gap min"] = (rows["max_gap_s"] / 60).round(0)
         shown["tokens used"] = (rows["token_utilization"] * 100).round(1).astype(str) + " %"
+        shown["of bound"] = (rows["fraction_of_bound"] * 100).round(1).astype(str) + " %"
         lines += ["", f"{refill:g} tokens/min", shown.to_string(index=False)]
     return "\n".join(lines)
 
@@ -146,7 +148,8 @@ def best_configs(table, spec, top: int) -> str:
 @click.option("--grid", multiple=True, metavar="KEY=VALUES",
               help="Search space, written as sweep grids (repeatable): numbers span least to "
               "greatest along the grid's own spacing, other values are a choice. Default: the "
-              "sweep's default grid, " + "  ".join(DEFAULT_GRID) + ".")
+              "sweep's default grid, " + "  ".join(DEFAULT_GRID) + f", and {IN_FLIGHT_AXIS} at 60 "
+              "tokens/min and above.")
 @click.option("--objective", default="deals_per_hour", show_default=True,
               help="Summary metric to optimise (its mean over the seeds).")
 @click.option("--minimize", is_flag=True, help="Minimise the objective instead of maximising.")
@@ -177,7 +180,7 @@ def tune(refill, base, assignments, grid, objective, minimize, constraints, budg
     preset, config_file = (base, None) if base in PRESETS else (None, base)
     if config_file and not Path(config_file).is_file():
         raise ConfigError(f"--base {base}: neither a preset ({', '.join(PRESETS)}) nor a file")
-    axes = tuple(parse_axis(text) for text in (grid or DEFAULT_GRID))
+    axes = tuple(parse_axis(text) for text in (grid or default_grid([refill])))
     checks = tuple(tuning.Constraint.parse(c)
                    for c in (constraints or tuning.DEFAULT_CONSTRAINTS))
     problem = tuning.Problem(resolve_base(preset, config_file, assignments), refill, hours,
@@ -219,7 +222,8 @@ def compare(problem, trials, winner, presets, axes, seeds) -> str:
 
     metrics = list(dict.fromkeys([problem.objective, *(c.metric for c in problem.constraints),
                                   "deals_per_hour", "http_429", "freshness_p95_s",
-                                  "max_gap_s", "token_utilization", "calls_per_minute"]))
+                                  "max_gap_s", "token_utilization", "calls_per_minute",
+                                  "fraction_of_bound", "bound_by", "tokens_per_deal"]))
     columns = {"seed-before": presets[0], "seed-after": presets[1]}
     if winner is not None:
         columns["winner"] = winner

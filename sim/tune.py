@@ -17,6 +17,7 @@ lucky seed does not pick it (`Problem.confirm`). Constraints
 from __future__ import annotations
 
 import itertools
+from collections import Counter
 import math
 import random
 import re
@@ -155,17 +156,31 @@ class Problem:
         return self.best(pooled, count)
 
 
-def _means(rows: list[dict]) -> dict[str, float | None]:
+def _means(rows: list[dict]) -> dict[str, float | str | None]:
+    """Each metric's mean over the runs (None if any run left it undefined); a named
+    outcome such as ``bound_by``, the one most runs had."""
     means = {}
     for key in rows[0]:
         values = [row.get(key) for row in rows]
-        means[key] = None if any(v is None for v in values) else sum(values) / len(values)
+        if any(v is None for v in values):
+            means[key] = None
+        elif isinstance(values[0], str):
+            means[key] = Counter(values).most_common(1)[0][0]
+        else:
+            means[key] = sum(values) / len(values)
     return means
 
 
 def _pool(a: dict, na: int, b: dict, nb: int) -> dict:
-    return {k: None if a[k] is None or b.get(k) is None else (a[k] * na + b[k] * nb) / (na + nb)
-            for k in a}
+    """Means over both seed sets; a named outcome keeps the first set's."""
+    def pooled(k):
+        if a[k] is None or b.get(k) is None:
+            return None
+        if isinstance(a[k], str):
+            return a[k]
+        return (a[k] * na + b[k] * nb) / (na + nb)
+
+    return {k: pooled(k) for k in a}
 
 
 def suggest(trial, axis: Axis) -> str:

@@ -23,10 +23,10 @@ from pathlib import Path
 
 import pytest
 
-from collector.client import SORT_SALES_RANK
 from collector.config import Config, ConfigError
+from collector.keepa import SORT_SALES_RANK
 from collector.live.sqlite import SQLiteStorage
-from collector.pipeline import accepts
+from collector.pipeline import profitable
 from sim.keepa import MarketSettings, ServerSettings
 from sim.keepa.server import DEAL_PAGE, DROPPED
 from sim.serve import start
@@ -207,7 +207,7 @@ def expected_deals(handle, upto: int) -> set[str]:
     config = Config.load("seed-after")
     market = handle.mock.market
     return {a for a in market.listing(SORT_SALES_RANK)[:upto]
-            if accepts(config, market.deals[a].product_object())}
+            if profitable(config, market.deals[a].sell, market.deals[a].buy)}
 
 
 def check_committed_exactly_once(handle, db: Path, cursors: list[int]) -> None:
@@ -246,6 +246,60 @@ def test_kill_9_at_random_points_loses_nothing_and_repeats_nothing(tmp_path):
     assert cursors[-1] > 40  # several chunks were committed across the runs
     run = SQLiteStorage(db, readonly=True).last_run()
     assert run.id == 7 and run.outcome == "stopped by SIGTERM"
+
+
+def test_kill_9_with_chunks_in_flight_loses_nothing_and_stores_nothing_twice(tmp_path):
+    """Four calls in flight: chunks finish out of order, and the cursor only moves over
+    the contiguous committed ones; deals of chunks committed beyond it are known when
+    the next run walks there again, so they are neither fetched nor stored again.
+    (How often a kill lands with chunks committed out of order depends on timing; the
+    simulator's crash test, tests/test_in_flight.py, asserts that it happens.)"""
+    rng = random.Random(20261201)
+    db = tmp_path / "deals.sqlite"
+    args = ["--db", str(db), *FAST, "--set", "max_in_flight=4", "--quiet"]
+    cursors, stored_by = [], []  # after each run: the cursor, the deals stored
+    with served() as handle:
+        for phase in range(8):
+            handle.phase = phase
+            proc = collector(tmp_path, f"run{phase}", "--api-url", handle.url, *args)
+            wait_started(db, proc, phase + 1)
+            time.sleep(rng.uniform(0.3, 2.0))
+            proc.kill()
+            assert proc.wait(10) == -signal.SIGKILL
+            cursors.append(position(db))
+            store = SQLiteStorage(db, readonly=True)
+            stored = store.deals()
+            store.close()
+            stored_by.append(set(stored))
+            assert expected_deals(handle, cursors[-1]) <= set(stored), "the cursor skipped a chunk"
+        for phase, asins in handle.asked:
+            assert not (phase and stored_by[phase - 1] & set(asins)), "a stored deal was fetched again"
+    assert cursors == sorted(cursors), f"cursor went back: {cursors}"
+    assert cursors[-1] > 80
+    assert set(stored) <= expected_deals(handle, 10_000)
+    assert all(times == 1 for _, times in stored.values()), "a deal was stored twice"
+
+
+def test_a_big_plan_is_spent_live_with_calls_in_flight(tmp_path):
+    """4000 tokens/min, refilled continuously from an empty bucket so that a short run
+    sees a steady plan: eight calls in flight spend most of what the server generates
+    (experiments/bench_live.py runs the issue's two minutes with lumps)."""
+    from experiments.bench_live import SPENDER
+
+    settings = ServerSettings(rate=4000, initial=0, continuous=True)
+    handle = start(Scenario(seed=3, server=settings), journal=False)
+    try:
+        args = [x for a in [*SPENDER, "refill_rate=4000"] for x in ("--set", a)]
+        proc = collector(tmp_path, "big", "--api-url", handle.url, "--db",
+                         str(tmp_path / "d.sqlite"), "--duration", "40", "--quiet", *args)
+        assert proc.wait(60) == 0
+        with handle.lock:
+            handle.mock.bucket.advance(int(time.time() * 1000))
+            generated, charged = handle.mock.bucket.generated, handle.mock.bucket.charged
+    finally:
+        handle.stop()
+    assert generated > 1000
+    assert charged >= 0.8 * generated, f"spent {charged:.0f} of {generated:.0f}"
 
 
 # -- 5: 5xx and dropped connections ---------------------------------------------------------

@@ -7,9 +7,9 @@ import json
 import pytest
 import simpy
 
-from collector.config import ConfigError
 from collector.runtime import Request, TransportError
 from sim.keepa import DealMarket, MarketSettings, MockKeepa, ServerSettings
+from sim.keepa.errors import SettingsError
 from sim.keepa.server import DROPPED
 from sim.runtime import SimRuntime
 
@@ -119,5 +119,5 @@ def test_the_opt_in_lockout_refuses_even_a_positive_balance():
     ({"lockout_below": -5.0}, "server.lockout_below"),
 ])
 def test_bad_fault_settings_are_one_line_errors(settings, needle):
-    with pytest.raises(ConfigError, match=needle):
+    with pytest.raises(SettingsError, match=needle):
         ServerSettings(**settings)

@@ -24,7 +24,7 @@ from sim.transport import MockTransport, wall_ms
 CONFIG = Config.load("seed-after", overrides=[
     "refill_rate=600", "min_interval_s=0.02", "poll_token_endpoint=false",
     "chunk_overhead_s=0", "commit_overhead_s=0", "dispatch_overhead_s=0", "peek_filter=true"])
-MARKET = MarketSettings(backlog=24, arrivals_per_hour=0)
+MARKET = MarketSettings(backlog=32, arrivals_per_hour=0)  # 23 calls with seed 11
 
 
 class Calls(Observer):

@@ -53,13 +53,28 @@ def test_a_zeroed_bad_key_envelope_is_not_a_reading():
     assert tm.estimate(1.0) == 120
 
 
-def test_reservation_lowers_the_estimate_until_the_next_envelope():
+def test_reservation_lowers_the_estimate_until_its_answer_comes():
     tm = manager()
     tm.observe(envelope(50), now=0.0)
-    tm.reserve("backfill", 8, now=0.0)
+    ticket = tm.reserve("backfill", 8, now=0.0)
     assert tm.estimate(0.0) == 42
-    tm.observe(envelope(25), now=2.0)
-    assert tm.estimate(2.0) == 25
+    tm.observe(envelope(25), now=2.0, ticket=ticket)
+    assert tm.estimate(2.0) == 25 and tm.in_flight == 0
+
+
+def test_calls_still_in_flight_stay_reserved_when_another_answers():
+    tm = manager()
+    tm.observe(envelope(100), now=0.0)
+    first, second, third = (tm.reserve("backfill", cost, now=0.0) for cost in (10, 20, 30))
+    assert tm.estimate(0.0) == 40 and tm.in_flight == 3
+    tm.observe(envelope(88), now=1.0, ticket=second)  # the server charged 12 for it
+    assert tm.estimate(1.0) == 88 - 10 - 30
+    tm.observe(None, now=2.0, ticket=first)  # no answer: it may have been charged
+    assert tm.estimate(2.0) == 88 - 10 - 30
+    tm.observe(envelope(50), now=3.0)  # a /token reading: charged 38 for the other two
+    assert tm.estimate(3.0) == 50 - 30
+    tm.observe(envelope(47), now=4.0, ticket=third)
+    assert tm.estimate(4.0) == 47 and tm.in_flight == 0
 
 
 @pytest.mark.parametrize("rate, target", [(1, 80), (5, 80), (9.9, 80), (10, 280), (20, 280),

@@ -20,6 +20,7 @@ from collector.runtime import Request, Response, TransportError
 
 from .redact import Redactor
 
+TOKEN_READERS = 3  # the tasks (backfill, recent, refresh), each reading /token by itself
 TIMEOUT = httpx.Timeout(120.0, connect=15.0)  # offers calls take up to 20 s (keepa-api.md §1.2)
 
 
@@ -37,13 +38,17 @@ def check_url(url: str) -> str:
 
 
 class HttpTransport:
-    def __init__(self, base_url: str, key: str, redactor: Redactor, workers: int = 4):
+    def __init__(self, base_url: str, key: str, redactor: Redactor, in_flight: int = 1):
+        """`in_flight`: the calls the collector keeps out at once (``max_in_flight``); the
+        pool keeps a connection alive for each, and a few more for the tasks' free
+        ``/token`` reads, which take no slot."""
         self.key = key
         self.redact = redactor
         self.client = httpx.AsyncClient(
             base_url=check_url(base_url), timeout=TIMEOUT,
             headers={"Accept-Encoding": "gzip", "Connection": "keep-alive"},
-            limits=httpx.Limits(max_connections=workers * 2, max_keepalive_connections=workers))
+            limits=httpx.Limits(max_connections=in_flight + TOKEN_READERS,
+                                max_keepalive_connections=in_flight + TOKEN_READERS))
 
     async def send(self, request: Request) -> Response:
         try:

@@ -22,6 +22,7 @@ from pathlib import Path
 
 from collector.app import Collector
 from collector.config import Config, ConfigError
+from collector.keepa import DOMAINS
 
 from .http import HttpTransport, check_url
 from .log import LiveLog
@@ -32,7 +33,6 @@ from .stats import LiveStats
 
 TICK_S = 0.25
 HEARTBEAT_S = 2.0
-DOMAINS = (1, 2, 3, 4, 5, 6, 8, 9, 10, 11, 12)  # keepa-api.md §1
 HINTS = {400: "Keepa rejected the key or a parameter", 402: "the key has no active API plan",
          404: "no such endpoint: check --api-url", 405: "a parameter is out of range"}
 
@@ -126,7 +126,7 @@ async def _run(options: LiveOptions, key: str, redact: Redactor, log: LiveLog,
     run = storage.begin_run(redact(options.api_url), options.domain, config.to_dict())
     http = None
     if transport is None:
-        transport = http = HttpTransport(options.api_url, key, redact, config.workers)
+        transport = http = HttpTransport(options.api_url, key, redact, config.max_in_flight)
     runtime = LiveRuntime(transport)
     offset = time.time() - runtime.now()  # runtime seconds + offset = epoch seconds
 

@@ -22,6 +22,22 @@ class Transport(Protocol):
     async def send(self, request: Request) -> Response: ...
 
 
+class _Signal:
+    """The runtime's one-shot `Signal` on an asyncio future."""
+
+    __slots__ = ("future",)
+
+    def __init__(self) -> None:
+        self.future = asyncio.get_running_loop().create_future()
+
+    def fire(self) -> None:
+        if not self.future.done():
+            self.future.set_result(None)
+
+    def __await__(self):
+        return self.future.__await__()
+
+
 class LiveRuntime:
     def __init__(self, transport: Transport, seed: int | None = None):
         self.transport = transport
@@ -43,6 +59,9 @@ class LiveRuntime:
         task = asyncio.get_running_loop().create_task(coroutine)
         self._tasks.add(task)
         task.add_done_callback(self._done)
+
+    def signal(self) -> _Signal:
+        return _Signal()
 
     def _done(self, task: asyncio.Task) -> None:
         self._tasks.discard(task)

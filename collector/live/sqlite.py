@@ -42,7 +42,9 @@ CREATE TABLE IF NOT EXISTS deals (
     title TEXT NOT NULL,
     buy_cents INTEGER NOT NULL,
     sell_cents INTEGER NOT NULL,
-    seller_id TEXT NOT NULL
+    seller_id TEXT NOT NULL,
+    fetched_at REAL,
+    offers_at REAL
 );
 CREATE TABLE IF NOT EXISTS progress (
     id INTEGER PRIMARY KEY CHECK (id = 1),
@@ -76,14 +78,24 @@ CREATE TABLE IF NOT EXISTS log (
 
 UPSERT = """
 INSERT INTO deals (asin, source, first_seen, last_seen, times_stored, last_update, title,
-                   buy_cents, sell_cents, seller_id)
-VALUES (?, ?, ?, ?, 1, ?, ?, ?, ?, ?)
+                   buy_cents, sell_cents, seller_id, fetched_at, offers_at)
+VALUES (?, ?, ?, ?, 1, ?, ?, ?, ?, ?, ?, ?)
 ON CONFLICT (asin) DO UPDATE SET
     last_seen = excluded.last_seen, times_stored = times_stored + 1,
     last_update = excluded.last_update, title = excluded.title,
     buy_cents = excluded.buy_cents, sell_cents = excluded.sell_cents,
-    seller_id = excluded.seller_id
+    seller_id = excluded.seller_id, fetched_at = excluded.fetched_at,
+    offers_at = excluded.offers_at
 """
+
+REFRESH = """
+UPDATE deals SET buy_cents = ?, sell_cents = ?, last_seen = ?, fetched_at = ?,
+                 offers_at = CASE WHEN ? THEN ? ELSE offers_at END
+WHERE asin = ?
+"""
+
+ADDED_COLUMNS = {"fetched_at": "REAL", "offers_at": "REAL"}
+"""Columns newer than the first schema, added to an older database when it is opened."""
 
 STALE_S = 15.0  # a heartbeat older than this is a collector that is gone (they come every 2 s)
 
@@ -125,12 +137,21 @@ class SQLiteStorage:
             self.db.execute("PRAGMA busy_timeout = 5000")
             if not readonly:
                 self.db.executescript(f"BEGIN IMMEDIATE; {SCHEMA} COMMIT;")
+                self._add_columns()
             self.db.execute("SELECT 1 FROM progress").fetchone()
         except sqlite3.DatabaseError as exc:
             raise ConfigError(f"{path}: not a collector database ({exc})") from None
 
     def close(self) -> None:
         self.db.close()
+
+    def _add_columns(self) -> None:
+        have = {row[1] for row in self.db.execute("PRAGMA table_info(deals)")}
+        for name, kind in ADDED_COLUMNS.items():
+            if name not in have:  # older rows: their data is as old as their last store
+                self.db.execute(f"ALTER TABLE deals ADD COLUMN {name} {kind}")
+                self.db.execute(f"UPDATE deals SET {name} = last_seen")
+        self.db.execute("CREATE INDEX IF NOT EXISTS deals_fetched ON deals (fetched_at)")
 
     @contextmanager
     def _transaction(self, kind: str = "IMMEDIATE") -> Iterator[sqlite3.Connection]:
@@ -167,12 +188,27 @@ class SQLiteStorage:
         wall = self.clock()
         with self._transaction() as db:
             db.executemany(UPSERT, [(d.asin, d.source, wall, wall, d.last_update, d.title,
-                                     d.buy_cents, d.sell_cents, d.seller_id) for d in deals])
+                                     d.buy_cents, d.sell_cents, d.seller_id, wall, wall)
+                                    for d in deals])
             if cursor is not None:
                 db.execute("UPDATE progress SET cursor_page = ?, cursor_index = ?, updated_at = ?",
                            (cursor.page, cursor.index, wall))
             if watermark is not None:
                 db.execute("UPDATE progress SET watermark = ?, updated_at = ?", (watermark, wall))
+
+    def refresh(self, rows: Sequence[tuple[str, int, int]], now: float, *,
+                offers: bool) -> None:
+        wall = self.clock()
+        with self._transaction() as db:
+            db.executemany(REFRESH, [(buy, sell, wall, wall, offers, wall, asin)
+                                     for asin, buy, sell in rows])
+
+    def stale(self, now: float, min_age_s: float, limit: int) -> list[tuple[str, float]]:
+        wall = self.clock()
+        rows = self.db.execute(
+            "SELECT asin, offers_at FROM deals WHERE fetched_at <= ? ORDER BY fetched_at "
+            "LIMIT ?", (wall - min_age_s, limit))
+        return [(asin, wall - (offers_at or 0.0)) for asin, offers_at in rows]
 
     def cursor(self) -> Cursor:
         page, index = self.db.execute("SELECT cursor_page, cursor_index FROM progress").fetchone()

@@ -13,7 +13,7 @@ import math
 import time
 from typing import Any
 
-from collector.client import KEEPA_EPOCH_MINUTES
+from collector.keepa import KEEPA_EPOCH_MINUTES
 from collector.config import Config
 from collector.policies import POLICIES
 from collector.tokens import RECHARGING, TokenManager

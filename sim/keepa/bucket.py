@@ -58,7 +58,7 @@ class TokenBucket:
         """Refill that never reached the balance or expired unspent."""
         return self.generated - self.credited
 
-    def _ticks(self, start_ms: int, end_ms: int) -> int:
+    def ticks(self, start_ms: int, end_ms: int) -> int:
         """Refill instants t = phase (mod 60 s) with start < t <= end."""
         return ((end_ms - self.phase_ms) // MINUTE_MS) - ((start_ms - self.phase_ms) // MINUTE_MS)
 
@@ -75,7 +75,7 @@ class TokenBucket:
         if self.continuous:
             gained = self.net_rate * (now_ms - self.last_ms) / MINUTE_MS
         else:
-            gained = self.net_rate * self._ticks(self.last_ms, now_ms)
+            gained = self.net_rate * self.ticks(self.last_ms, now_ms)
         self.last_ms = now_ms
         if gained <= 0:
             return

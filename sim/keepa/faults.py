@@ -15,7 +15,7 @@ import random
 from dataclasses import dataclass
 from http import HTTPStatus
 
-from collector.config import ConfigError
+from .errors import SettingsError
 
 
 @dataclass(frozen=True)
@@ -41,14 +41,14 @@ def parse_errors(text: str) -> tuple[tuple[int, float], ...]:
             status, share = part.split(":")
             out.append((int(status), float(share)))
         except ValueError:
-            raise ConfigError(f"server.errors: expected STATUS:SHARE,..., got {text!r}") from None
+            raise SettingsError(f"server.errors: expected STATUS:SHARE,..., got {text!r}") from None
     for status, share in out:
         if not 500 <= status <= 599:
-            raise ConfigError(f"server.errors: status must be 5xx, got {status}")
+            raise SettingsError(f"server.errors: status must be 5xx, got {status}")
         if not 0 <= share <= 1:
-            raise ConfigError(f"server.errors: share must be between 0 and 1, got {share:g}")
+            raise SettingsError(f"server.errors: share must be between 0 and 1, got {share:g}")
     if sum(share for _, share in out) > 1:
-        raise ConfigError("server.errors: shares add up to more than 1")
+        raise SettingsError("server.errors: shares add up to more than 1")
     return tuple(out)
 
 
@@ -59,9 +59,9 @@ def parse_windows(text: str) -> tuple[tuple[int, int], ...]:
         try:
             start, length = (float(x) for x in part.split("+"))
         except ValueError:
-            raise ConfigError(f"server.outages: expected START_S+LENGTH_S,..., got {text!r}") from None
+            raise SettingsError(f"server.outages: expected START_S+LENGTH_S,..., got {text!r}") from None
         if start < 0 or length <= 0:
-            raise ConfigError(f"server.outages: need start >= 0 and length > 0, got {part!r}")
+            raise SettingsError(f"server.outages: need start >= 0 and length > 0, got {part!r}")
         out.append((round(start * 1000), round((start + length) * 1000)))
     return tuple(sorted(out))
 

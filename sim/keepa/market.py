@@ -5,22 +5,19 @@ passes the seed's profitability filter), its sales rank, its offer count
 (which sets what an ``offers`` call really costs) and its buy-box seller.
 Arrivals are drawn lazily up to the time asked for, in one fixed sequence,
 so how often the market is looked at never changes what it contains.
+
+The deals live as numpy rows (`columns`); each sort order is built on first
+use and then kept up to date (`order`), so building the market, an arrival
+and a ``/deal`` page each cost what they touch, not the market's size.
 """
 
 from __future__ import annotations
 
-import bisect
-import random
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 
-from collector.client import KEEPA_EPOCH_MINUTES
-
-MINUTE_MS = 60_000
-BACKLOG_SPAN_MS = 12 * 3_600_000  # the deal list shows products updated within 12 h
-
-
-def keepa_minutes(epoch_ms: int) -> int:
-    return epoch_ms // MINUTE_MS - KEEPA_EPOCH_MINUTES
+from .columns import Draws, Rows, asin_of, keepa_minutes, row_of
+from .order import Order, Snapshot
 
 
 @dataclass(frozen=True)
@@ -53,80 +50,100 @@ class Deal:
     def last_update(self) -> int:
         return keepa_minutes(self.created_ms)
 
-    def deal_object(self) -> dict:
-        return {"asin": self.asin, "title": f"Product {self.asin}",
-                "lastUpdate": self.last_update, "creationDate": self.last_update,
-                "current": [-1, self.buy, -1, self.rank]}
 
-    def product_object(self) -> dict:
-        return {"asin": self.asin, "title": f"Product {self.asin}",
-                "stats": {"current": [-1, self.buy, -1, self.rank],
-                          "avg90": [-1, self.sell, -1, self.rank]},
-                "buyBoxSellerId": self.seller}
+class Deals(Mapping):
+    """``market.deals``: ASIN -> `Deal` over the rows visible so far. A deal is
+    made from its row when first asked for, then kept."""
+
+    def __init__(self, market: DealMarket):
+        self.market = market
+        self._made: dict[str, Deal] = {}
+
+    def __getitem__(self, asin: str) -> Deal:
+        deal = self._made.get(asin)
+        if deal is None:
+            row = row_of(asin)
+            if row is None or row >= self.market.size:
+                raise KeyError(asin)
+            deal = self._make(asin, self.market.rows.row(row).item())
+        return deal
+
+    def load(self, asins: list[str], rows: list[int]) -> None:
+        """Make the deals of a ``/deal`` page in one pass over their rows: the page is
+        rendered next, and its products are what the collector asks for."""
+        made = self._made
+        missing = [i for i, asin in enumerate(asins) if asin not in made]
+        if missing:
+            for i, values in zip(missing, self.market.rows.take([rows[i] for i in missing])):
+                self._make(asins[i], values)
+
+    def _make(self, asin: str, values: tuple) -> Deal:
+        rank, created, sell, buy, pages, offers_fresh, rating_fresh, seller, _ = values
+        deal = self._made[asin] = Deal(asin, rank, created, sell, buy, pages, offers_fresh,
+                                       rating_fresh, f"A{seller:07d}")
+        return deal
+
+    def __contains__(self, asin: object) -> bool:
+        row = row_of(asin) if isinstance(asin, str) else None
+        return row is not None and row < self.market.size
+
+    def __iter__(self) -> Iterator[str]:
+        return map(asin_of, range(self.market.size))
+
+    def __len__(self) -> int:
+        return self.market.size
 
 
 class DealMarket:
+    """The deals: `size` rows visible now (the backlog, then arrivals up to the last
+    `advance`), more drawn ahead in blocks; the sort orders built so far."""
+
     def __init__(self, settings: MarketSettings, seed: int, start_ms: int):
         self.settings = settings
-        self.rng = random.Random(f"{seed}/market")
         self.start_ms = start_ms
-        self.deals: dict[str, Deal] = {}
-        self.by_rank: list[tuple[int, str]] = []
-        self.by_update: list[tuple[float, str]] = []
-        self.by_drop: list[tuple[int, str]] = []  # largest price drop first
-        self.by_percent: list[tuple[float, str]] = []  # largest drop in percent first
+        self.rows = Rows(Draws(settings, seed, "backlog").backlog(start_ms))
+        self.size = self.rows.size
+        self.deals = Deals(self)
         self.arrived_ms: dict[str, int] = {}  # arrivals after the start only
-        backlog = sorted(start_ms - self.rng.randrange(BACKLOG_SPAN_MS)
-                         for _ in range(settings.backlog))
-        for created in backlog:
-            self._add(created)
-        self._next_ms = start_ms + self._gap()
-
-    def _gap(self) -> int:
-        per_ms = self.settings.arrivals_per_hour / 3_600_000
-        return max(1, round(self.rng.expovariate(per_ms))) if per_ms > 0 else 2**62
+        self._orders: dict[int, Order] = {}  # by sort key: 1 to 4
+        self._arrivals = Draws(settings, seed, "arrivals") if settings.arrivals_per_hour else None
+        self._next_ms = 2**62  # when the next arrival comes
+        if self._arrivals is not None:
+            self.rows.extend(self._arrivals.arrivals(start_ms))
+            self._next_ms = int(self.rows.arrivals["created_ms"][0])
 
     def advance(self, now_ms: int) -> None:
         """Bring in every arrival up to `now_ms`."""
-        while self._next_ms <= now_ms:
-            self.arrived_ms[self._add(self._next_ms).asin] = self._next_ms
-            self._next_ms += self._gap()
+        if now_ms < self._next_ms:
+            return
+        rows, first = self.rows, self.size
+        came = was = first - len(rows.backlog)  # arrivals in: before; came counts on
+        while True:
+            created = rows.arrivals["created_ms"]
+            came += int(created[came:rows.drawn].searchsorted(now_ms, "right"))
+            if came < rows.drawn:
+                break
+            rows.extend(self._arrivals.arrivals(int(created[came - 1])))
+        self._next_ms = int(rows.arrivals["created_ms"][came])
+        self.size = end = first + came - was
+        for row, ms in enumerate(rows.arrivals["created_ms"][was:came].tolist(), first):
+            self.arrived_ms[asin_of(row)] = ms
+        for kind, order in self._orders.items():
+            order.add(self.rows.keys(kind, first, end).tolist(), first)
 
-    def _add(self, created_ms: int) -> Deal:
-        s, r = self.settings, self.rng
-        if r.random() < s.survivor_share:
-            sell, roi = r.randint(1500, 8000), r.uniform(0.25, 1.0)
-        elif r.random() < 0.5:
-            sell, roi = r.randint(300, 1150), r.uniform(0.2, 1.0)
-        else:
-            sell, roi = r.randint(1200, 8000), r.uniform(-0.2, 0.15)
-        deal = Deal(
-            asin=f"B0{len(self.deals):08X}",
-            rank=r.randint(1, 2_000_000),
-            created_ms=created_ms,
-            sell=sell,
-            buy=max(1, round(sell / (1 + roi))),
-            offer_pages=2 if r.random() < s.many_offers_share else 1,
-            offers_fresh=r.random() < s.offers_fresh_share,
-            rating_fresh=r.random() < s.rating_fresh_share,
-            seller=f"A{r.randrange(s.sellers):07d}",
-        )
-        noise = r.uniform(-s.roughness_min, s.roughness_min) if s.roughness_min else 0.0
-        self.deals[deal.asin] = deal
-        bisect.insort(self.by_rank, (deal.rank, deal.asin))
-        bisect.insort(self.by_update, (deal.last_update + noise, deal.asin))
-        bisect.insort(self.by_drop, (deal.buy - deal.sell, deal.asin))
-        bisect.insort(self.by_percent, ((deal.buy - deal.sell) / deal.sell, deal.asin))
-        return deal
+    def snapshot(self, sort_type: int) -> Snapshot:
+        """The deal list now, in a ``sortType``'s order: 1 newest, 2 largest price drop,
+        3 (or unset) best sales rank, 4 largest drop in percent; negative inverts 2 to 4.
+        Each order is sorted on first use, then kept up to date as deals arrive."""
+        kind = abs(sort_type) or 3
+        order = self._orders.get(kind)
+        if order is None:
+            order = self._orders[kind] = Order(self.rows.keys(kind, 0, self.size))
+        return Snapshot(self, order, kind, backwards=sort_type == 1 or sort_type < 0)
 
     def listing(self, sort_type: int) -> list[str]:
-        """The deal list in a ``sortType``'s order: 1 newest, 2 largest price drop, 3 (or
-        unset) best sales rank, 4 largest drop in percent; negative inverts 2 to 4."""
-        if sort_type == 1:
-            return [asin for _, asin in reversed(self.by_update)]
-        index = {2: self.by_drop, 4: self.by_percent}.get(abs(sort_type), self.by_rank)
-        ranked = [asin for _, asin in index]
-        return ranked[::-1] if sort_type < 0 else ranked
+        """The whole list now, in a ``sortType``'s order (O(n): for tests and quick looks)."""
+        return self.snapshot(sort_type).asins(0, self.size)
 
     def seller(self, seller_id: str) -> dict | None:
         """The seller object, or None for an id Keepa does not know."""

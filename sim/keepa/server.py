@@ -16,24 +16,34 @@ server did (and charged) the work, so the caller must not deliver an answer.
 
 from __future__ import annotations
 
-import json
+import math
 import random
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
-from collector.config import ConfigError
+from collector.keepa import DEAL_PAGE_SIZE as DEAL_PAGE
+from collector.keepa import DEAL_REACH, ENVELOPE_FIELDS
 
 from .bucket import TokenBucket
+from .errors import Reject, SettingsError
 from .faults import Faults, FaultSettings, error_page, parse_errors, parse_windows
-from .market import DealMarket
+from .market import Deal, DealMarket
+from .objects import Objects, deal_response, seller_object
+from .order import Snapshot
+from .params import (DEAL_PARAMS, PRODUCT_PARAMS, SELLER_PARAMS, TOKEN_PARAMS, check, flag,
+                     int_param, stats_param)
+from .selection import parse_selection
 
-DEAL_PAGE = 150
-DEAL_REACH = 10_000
-DEAL_LAST_PAGE = DEAL_REACH // DEAL_PAGE  # page 66 holds results 9,900 to 9,999
+DEAL_PAGE_COST = 5.0  # tokens per /deal page, whatever it holds (§1.1)
 DEAL_CACHE_MS = 120_000
-DEAL_SORTS = (0, 1, 2, 3, 4, -2, -3, -4)  # 0: unset (sales rank); 1 is not invertible
 HOUR_MS = 3_600_000
+LATENCY_MS = {  # processing time: (low, high, mean or None for uniform, + per ASIN), ms
+    "token": (20, 80, None, 0), "refused": (5, 20, None, 0), "deal": (300, 1200, None, 0),
+    "product": (100, 400, None, 20),  # without offers: a little more per ASIN
+    "offers": (2000, 20000, 5000, 0),  # fetching live offers: 2-20 s, 5 s on average (§1.2)
+    "seller": (100, 400, None, 0)}
 DROPPED = 0  # status of a call whose connection broke: no HTTP answer at all
 
 
@@ -71,14 +81,14 @@ class ServerSettings:
     def __post_init__(self) -> None:
         for name in ("drop", "slow", "offers_fail"):
             if not 0 <= getattr(self, name) <= 1:
-                raise ConfigError(f"server.{name}: must be between 0 and 1")
+                raise SettingsError(f"server.{name}: must be between 0 and 1")
         for name in ("flow_reduction", "latency_scale", "slow_s", "rate_noise", "lockout_s"):
             if getattr(self, name) < 0:
-                raise ConfigError(f"server.{name}: must be >= 0")
+                raise SettingsError(f"server.{name}: must be >= 0")
         if not 1 <= self.offers_max_asins <= 100:
-            raise ConfigError("server.offers_max_asins: must be between 1 and 100")
+            raise SettingsError("server.offers_max_asins: must be between 1 and 100")
         if self.lockout_below is not None and self.lockout_below < 0:
-            raise ConfigError("server.lockout_below: must be >= 0 (the lockout is below -N)")
+            raise SettingsError("server.lockout_below: must be >= 0 (the lockout is below -N)")
         self.fault_settings()  # parse errors and outages now: a bad one is a one-line error
 
     def fault_settings(self) -> FaultSettings | None:
@@ -105,16 +115,11 @@ class Pending:
     dropped: bool = False
 
 
-class Reject(Exception):
-    def __init__(self, status: int, kind: str, message: str):
-        super().__init__(message)
-        self.status, self.kind = status, kind
-
-
 class DealQuery(NamedTuple):
     cache_key: str
     page: int
     sort: int
+    keep: Callable[[Deal], bool] | None = None  # the selection's filter; None: no filter
 
 
 class ProductQuery(NamedTuple):
@@ -124,12 +129,16 @@ class ProductQuery(NamedTuple):
     rating: bool
     buybox: bool
     stock: bool
+    stats: bool = True  # a stats object asked for (``stats``)
+    history: bool = True  # the csv histories (``history=0`` drops them)
+    days: int | None = None  # histories trimmed to the last `days`
 
 
 class MockKeepa:
     def __init__(self, settings: ServerSettings, market: DealMarket, seed: int, start_ms: int):
         self.settings = settings
         self.market = market
+        self.start_ms = start_ms
         self.latency_rng = random.Random(f"{seed}/latency")
         phase = settings.phase_ms
         if phase is None:
@@ -141,8 +150,10 @@ class MockKeepa:
         self.faults = Faults(fault_settings, seed, start_ms) if fault_settings else None
         self.offers_fetched: dict[str, int] = {}  # when each product's offers were last fetched
         self.refreshed: dict[str, int] = {}  # when Keepa last refreshed a product on request
-        self._deal_cache: dict[str, tuple[int, list[str]]] = {}
+        self._deal_cache: dict[str, tuple[int, Snapshot]] = {}
+        self.objects = Objects(market.settings.sellers)
         self.http_429 = 0
+        self.drawn_ms = {kind: [0, 0] for kind in LATENCY_MS}  # kind -> [total, count]
         self.charged_by_path: Counter[str] = Counter()
         self._endpoints = {"token": (_token_args, self._token), "deal": (_deal_args, self._deal),
                            "product": (self._product_args, self._product),
@@ -176,7 +187,7 @@ class MockKeepa:
                                 or faults is not None and faults.locked(now_ms)):
             self.http_429 += 1
             return Pending(429, _error("notEnoughToken", "Not enough tokens."),
-                           latency_ms=self._latency(5, 20), path=path)
+                           latency_ms=self._latency("refused"), path=path)
         payload, cost, latency = run(query, now_ms)
         pending = Pending(200, payload, cost, latency, path=path)
         if faults is not None:
@@ -204,32 +215,32 @@ class MockKeepa:
 
     def envelope(self, now_ms: int, pending: Pending) -> dict[str, Any]:
         if pending.zeroed:
-            return {"timestamp": now_ms, "tokensLeft": 0, "refillIn": 0, "refillRate": 0,
-                    "tokenFlowReduction": 0.0, "tokensConsumed": 0, "processingTimeInMs": 0}
+            return dict(zip(ENVELOPE_FIELDS, (now_ms, 0, 0, 0, 0.0, 0, 0)))
         b = self.bucket
         rate = b.net_rate if self.settings.report_net_rate else b.rate
         if self.faults is not None:
             rate = self.faults.reported_rate(rate)
-        return {"timestamp": now_ms, "tokensLeft": _int(b.balance),
-                "refillIn": b.refill_in_ms(now_ms), "refillRate": _int(rate),
-                "tokenFlowReduction": float(b.flow_reduction),
-                "tokensConsumed": _int(pending.cost), "processingTimeInMs": pending.latency_ms}
+        return dict(zip(ENVELOPE_FIELDS, (
+            now_ms, _int(b.balance), b.refill_in_ms(now_ms), _int(rate),
+            float(b.flow_reduction), _int(pending.cost), pending.latency_ms)))
 
     # -- endpoints: a parser (raises Reject) and a handler -> (payload, cost, latency ms) --
     def _token(self, query, now_ms):
-        return {}, 0.0, self._latency(20, 80)
+        return {}, 0.0, self._latency("token")
 
     def _deal(self, query: DealQuery, now_ms: int):
         cached = self._deal_cache.get(query.cache_key)
         if cached is None or now_ms - cached[0] >= DEAL_CACHE_MS:
-            cached = (now_ms, self.market.listing(query.sort)[:DEAL_REACH])
+            cached = (now_ms, self.market.snapshot(query.sort))
             self._deal_cache[query.cache_key] = cached
-        asins = cached[1][query.page * DEAL_PAGE:(query.page + 1) * DEAL_PAGE]
-        deals = [self.market.deals[a].deal_object() for a in asins]
-        cost = 0.0 if not deals and self.settings.deal_empty_free else 5.0
-        return {"deals": {"dr": deals}}, cost, self._latency(300, 1200)
+        first = query.page * DEAL_PAGE
+        asins = cached[1].asins(first, min(first + DEAL_PAGE, DEAL_REACH), query.keep)
+        deals = self.objects.deals([self.market.deals[a] for a in asins])
+        cost = 0.0 if not deals and self.settings.deal_empty_free else DEAL_PAGE_COST
+        return {"deals": deal_response(deals)}, cost, self._latency("deal")
 
     def _product_args(self, params, body) -> ProductQuery:
+        check(params, PRODUCT_PARAMS)
         if "code" in params:
             raise Reject(400, "invalidParameter", "code lookups are not modelled; use asin")
         asins = [a for a in params.get("asin", "").split(",") if a]
@@ -237,19 +248,21 @@ class MockKeepa:
             raise Reject(400, "invalidParameter", "asin is required")
         if len(asins) > 100:
             raise Reject(405, "parameterOutOfRange", "at most 100 ASINs per call")
-        offers = _int_param(params, "offers", 0)
+        offers = int_param(params, "offers", 0)
         if offers and not 20 <= offers <= 100:
             raise Reject(405, "parameterOutOfRange", "offers must be between 20 and 100")
         if offers and len(asins) > self.settings.offers_max_asins:
             raise Reject(405, "parameterOutOfRange",
                          f"at most {self.settings.offers_max_asins} ASINs with offers")
-        update = _int_param(params, "update", 1)
+        update = int_param(params, "update", 1)
         if update < -1:
             raise Reject(405, "parameterOutOfRange", "update must be >= -1")
-        if "days" in params and _int_param(params, "days", 1) < 1:
+        days = int_param(params, "days", 1) if "days" in params else None
+        if days is not None and days < 1:
             raise Reject(405, "parameterOutOfRange", "days must be >= 1")
-        return ProductQuery(asins, offers, update, params.get("rating") == "1",
-                            params.get("buybox") == "1", params.get("stock") == "1")
+        return ProductQuery(asins, offers, update, flag(params, "rating"),
+                            flag(params, "buybox"), flag(params, "stock"),
+                            stats_param(params), flag(params, "history", True), days)
 
     def _product(self, q: ProductQuery, now_ms: int):
         """1 per found product; with offers 6 per found offer page instead, or a flat 5
@@ -261,82 +274,115 @@ class MockKeepa:
             deal = self.market.deals.get(asin)
             if deal is None:
                 continue
-            products.append(deal.product_object())
             refreshed = self.refreshed.get(asin, deal.created_ms)
-            if q.offers:
-                last = self.offers_fetched.get(asin)
-                fresh = q.update == -1 or q.update > 0 and (
-                    deal.offers_fresh or last is not None and now_ms - last < q.update * HOUR_MS)
-                if faults is not None and faults.offers_failed():
-                    cost += 1
-                elif fresh:
-                    cost += 5
-                else:
-                    cost += 6 * min(deal.offer_pages, q.offers // 10)
-                    self.offers_fetched[asin] = now_ms
-                if q.stock:
-                    cost += 2
-            else:
-                cost += 1
-                if q.buybox:
-                    cost += 2
-                if q.update == 0 and now_ms - refreshed < HOUR_MS:
-                    cost += 1  # forcing a refresh of data Keepa would still have served
+            last = self.offers_fetched.get(asin)
+            failed = bool(q.offers) and faults is not None and faults.offers_failed()
+            fetched = last is not None and now_ms - last < q.update * HOUR_MS
+            cost += product_cost(deal, q, offers_fetched=fetched, failed=failed,
+                                 refreshed_lately=now_ms - refreshed < HOUR_MS)
+            if q.offers and not failed and not _offers_fresh(deal, q, fetched):
+                self.offers_fetched[asin] = now_ms
             if q.update == 0 or q.update > 0 and now_ms - refreshed >= q.update * HOUR_MS:
-                self.refreshed[asin] = now_ms
-            if q.rating and deal.rating_fresh:
-                cost += 1
-        per_asin = 20 * len(q.asins)
-        latency = (self._latency(2000, 20000, mean=5000) if q.offers
-                   else self._latency(100 + per_asin, 400 + per_asin))
+                self.refreshed[asin] = refreshed = now_ms
+            products.append(self.objects.product(
+                deal, q, now_ms=now_ms, updated_ms=refreshed,
+                offers_ms=None if failed else self.offers_fetched.get(asin, deal.created_ms)))
+        latency = self._latency("offers" if q.offers else "product", len(q.asins))
         return ({"products": products} if products else {}), cost, latency
 
     def _seller(self, ids: list[str], now_ms: int):
         """1 per seller found; unknown ids cost nothing and are flagged in `error`."""
-        sellers = {s: found for s in ids if (found := self.market.seller(s)) is not None}
+        sellers = {s: seller_object(found, now_ms) for s in ids
+                   if (found := self.market.seller(s)) is not None}
         payload: dict[str, Any] = {"sellers": sellers}
         unknown = [s for s in ids if s not in sellers]
         if unknown:
             payload.update(_error("invalidSellerId", f"unknown seller ids: {','.join(unknown)}"))
-        return payload, float(len(sellers)), self._latency(100, 400)
+        return payload, float(len(sellers)), self._latency("seller")
 
-    def _latency(self, low: int, high: int, mean: int | None = None) -> int:
+    def _latency(self, kind: str, asins: int = 0) -> int:
+        """A processing time drawn from `LATENCY_MS` for a call of `kind`."""
         if not self.settings.latency:
             return 0
+        low, high, mean, per_asin = LATENCY_MS[kind]
         if mean is None:
             ms = self.latency_rng.randint(low, high)
         else:
             ms = min(high, low + round(self.latency_rng.expovariate(1 / (mean - low))))
+        drawn = self.drawn_ms[kind]
+        drawn[0], drawn[1] = drawn[0] + ms, drawn[1] + 1
+        ms += per_asin * asins
         scale = self.settings.latency_scale
         return ms if scale == 1.0 else round(ms * scale)
 
+    def shortest_latency_ms(self, kind: str) -> int:
+        """The least processing time a call of `kind` can take."""
+        return round(LATENCY_MS[kind][0] * self.settings.latency_scale) if self.settings.latency \
+            else 0
+
+    def parse_product(self, params: dict[str, str]) -> ProductQuery:
+        """A /product query as this server reads it (raises `Reject` if it refuses it)."""
+        return self._product_args(params, None)
+
+    def mean_latency_s(self, kind: str, asins: int = 0) -> float:
+        """The mean processing time of a call of `kind` carrying `asins` ASINs (with the
+        ``slow`` fault's share), in seconds: what the bound's latency ceiling counts. The
+        mean of the times drawn so far, if any were, so that a run's own luck with its
+        latencies cannot carry it past the bound; else the model's mean."""
+        s = self.settings
+        if not s.latency:
+            return 0.0
+        low, high, mean, per_asin = LATENCY_MS[kind]
+        total, count = self.drawn_ms[kind]
+        if count:
+            ms = total / count
+        elif mean is None:
+            ms = (low + high) / 2
+        else:  # low plus an exponential of mean (mean - low), cut at high
+            ms = low + (mean - low) * (1 - math.exp(-(high - low) / (mean - low)))
+        slow = s.slow * s.slow_s if s.slow else 0.0
+        return (ms + per_asin * asins) * s.latency_scale / 1000 + slow
+
+
+def product_cost(deal: Deal, q: ProductQuery, *, offers_fetched: bool = False,
+                 failed: bool = False, refreshed_lately: bool = False) -> float:
+    """What one found product of a /product call costs (keepa-api.md §1.2): 1; with
+    offers 6 per found offer page instead, or a flat 5 if the offers are fresher than
+    `update` hours (`offers_fetched`: someone fetched them that recently), or 1 if
+    the offer fetch `failed`; +2 stock with offers, +2 buybox without; +1 for
+    update=0 on data refreshed within the hour; +1 rating when the rating is fresh.
+    The one rule of a product's price: the server charges it, the bound asks it."""
+    if q.offers:
+        if failed:
+            cost = 1
+        elif _offers_fresh(deal, q, offers_fetched):
+            cost = 5
+        else:
+            cost = 6 * min(deal.offer_pages, q.offers // 10)
+        cost += 2 if q.stock else 0
+    else:
+        cost = 1 + (2 if q.buybox else 0)
+        if q.update == 0 and refreshed_lately:
+            cost += 1  # forcing a refresh of data Keepa would still have served
+    return float(cost + (1 if q.rating and deal.rating_fresh else 0))
+
+
+def _offers_fresh(deal: Deal, q: ProductQuery, offers_fetched: bool) -> bool:
+    return q.update == -1 or q.update > 0 and (deal.offers_fresh or offers_fetched)
+
 
 def _token_args(params, body) -> None:
-    return None
+    check(params, TOKEN_PARAMS)
 
 
 def _deal_args(params: dict[str, str], body: str | None) -> DealQuery:
-    raw = body if body is not None else params.get("selection")
-    if not raw:
-        raise Reject(400, "invalidParameter", "selection is required")
-    try:
-        selection = json.loads(raw)
-        page = int(selection.get("page", 0))
-        sort = int(selection.get("sortType", 0))
-        date_range = int(selection.get("dateRange", 0))
-    except (ValueError, TypeError, AttributeError):
-        raise Reject(400, "invalidParameter", "selection is not valid JSON") from None
-    if not 0 <= page <= DEAL_LAST_PAGE:
-        raise Reject(405, "parameterOutOfRange", f"page must be between 0 and {DEAL_LAST_PAGE}")
-    if sort not in DEAL_SORTS:
-        raise Reject(405, "parameterOutOfRange", "sortType must be 1 to 4, or -2 to -4")
-    if not 0 <= date_range <= 3:
-        raise Reject(405, "parameterOutOfRange", "dateRange must be between 0 and 3")
-    key = json.dumps({k: v for k, v in selection.items() if k != "page"}, sort_keys=True)
-    return DealQuery(key, page, sort)
+    check(params, DEAL_PARAMS)
+    selection = parse_selection(body if body is not None else params.get("selection"))
+    return DealQuery(selection.cache_key, selection.page, selection.sort, selection.keep)
 
 
 def _seller_args(params: dict[str, str], body) -> list[str]:
+    check(params, SELLER_PARAMS)
     ids = [s for s in params.get("seller", "").split(",") if s]
     if not ids:
         raise Reject(400, "invalidParameter", "seller is required")
@@ -351,10 +397,3 @@ def _error(kind: str, message: str) -> dict[str, Any]:
 
 def _int(x: float) -> int | float:
     return int(x) if float(x).is_integer() else round(x, 3)
-
-
-def _int_param(params: dict[str, str], name: str, default: int) -> int:
-    try:
-        return int(params.get(name, default))
-    except ValueError:
-        raise Reject(400, "invalidParameter", f"{name} must be an integer") from None
