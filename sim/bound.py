@@ -52,7 +52,7 @@ from collector.keepa import DEAL_PAGE_SIZE, DEAL_REACH, SORT_NEWEST, SORT_SALES_
 from collector.pipeline import full_query, peek_query, profitable
 from sim.keepa import MockKeepa
 from sim.keepa.columns import asin_of, sort_keys
-from sim.keepa.server import DEAL_PAGE_COST, product_cost
+from sim.keepa.costs import DEAL_PAGE_COST, product_cost
 
 RESOURCES = ("market", "tokens", "latency")
 

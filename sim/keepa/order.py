@@ -96,6 +96,8 @@ class Snapshot:
     def __init__(self, market: DealMarket, order: Order, kind: int, backwards: bool):
         self.market, self.order, self.kind, self.backwards = market, order, kind, backwards
         self.size = market.size  # rows from here on arrived after the snapshot
+        last = order.rows(len(order) - 1, len(order))  # the snapshot's greatest row
+        self.top = market.rows.keys(kind, last[0], last[0] + 1)[0] if last else -np.inf
         self._kept: list[str] = []  # the results a filter kept, in order ...
         self._scanned = 0  # ... from this many positions of the list
 
@@ -127,7 +129,10 @@ class Snapshot:
         size, now = self.size, self.market.size
         if now == size:
             return self.order.rows(lo, hi)
-        keys = self.market.rows.keys(self.kind, size, now).tolist()
+        keys = self.market.rows.keys(self.kind, size, now)
+        if keys.min() >= self.top:  # every later arrival sorts after the snapshot's rows
+            return self.order.rows(lo, hi)  # (on a tie, by its greater row): newest first
+        keys = keys.tolist()
         later = sorted(self.order.position(k, row) for row, k in enumerate(keys, size))
         start = lo
         for position in later:  # the live position of the snapshot's lo-th row

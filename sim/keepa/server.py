@@ -23,10 +23,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
-from collector.keepa import DEAL_PAGE_SIZE as DEAL_PAGE
-from collector.keepa import DEAL_REACH, ENVELOPE_FIELDS
+from collector.keepa import DEAL_PAGE_SIZE, DEAL_REACH, ENVELOPE_FIELDS
 
 from .bucket import TokenBucket
+from .costs import DEAL_PAGE_COST, LATENCY_MS, offers_fresh, product_cost
 from .errors import Reject, SettingsError
 from .faults import Faults, FaultSettings, error_page, parse_errors, parse_windows
 from .market import Deal, DealMarket
@@ -36,14 +36,8 @@ from .params import (DEAL_PARAMS, PRODUCT_PARAMS, SELLER_PARAMS, TOKEN_PARAMS, c
                      int_param, stats_param)
 from .selection import parse_selection
 
-DEAL_PAGE_COST = 5.0  # tokens per /deal page, whatever it holds (§1.1)
 DEAL_CACHE_MS = 120_000
 HOUR_MS = 3_600_000
-LATENCY_MS = {  # processing time: (low, high, mean or None for uniform, + per ASIN), ms
-    "token": (20, 80, None, 0), "refused": (5, 20, None, 0), "deal": (300, 1200, None, 0),
-    "product": (100, 400, None, 20),  # without offers: a little more per ASIN
-    "offers": (2000, 20000, 5000, 0),  # fetching live offers: 2-20 s, 5 s on average (§1.2)
-    "seller": (100, 400, None, 0)}
 DROPPED = 0  # status of a call whose connection broke: no HTTP answer at all
 
 
@@ -233,8 +227,8 @@ class MockKeepa:
         if cached is None or now_ms - cached[0] >= DEAL_CACHE_MS:
             cached = (now_ms, self.market.snapshot(query.sort))
             self._deal_cache[query.cache_key] = cached
-        first = query.page * DEAL_PAGE
-        asins = cached[1].asins(first, min(first + DEAL_PAGE, DEAL_REACH), query.keep)
+        first = query.page * DEAL_PAGE_SIZE
+        asins = cached[1].asins(first, min(first + DEAL_PAGE_SIZE, DEAL_REACH), query.keep)
         deals = self.objects.deals([self.market.deals[a] for a in asins])
         cost = 0.0 if not deals and self.settings.deal_empty_free else DEAL_PAGE_COST
         return {"deals": deal_response(deals)}, cost, self._latency("deal")
@@ -280,7 +274,7 @@ class MockKeepa:
             fetched = last is not None and now_ms - last < q.update * HOUR_MS
             cost += product_cost(deal, q, offers_fetched=fetched, failed=failed,
                                  refreshed_lately=now_ms - refreshed < HOUR_MS)
-            if q.offers and not failed and not _offers_fresh(deal, q, fetched):
+            if q.offers and not failed and not offers_fresh(deal, q, fetched):
                 self.offers_fetched[asin] = now_ms
             if q.update == 0 or q.update > 0 and now_ms - refreshed >= q.update * HOUR_MS:
                 self.refreshed[asin] = refreshed = now_ms
@@ -342,33 +336,6 @@ class MockKeepa:
             ms = low + (mean - low) * (1 - math.exp(-(high - low) / (mean - low)))
         slow = s.slow * s.slow_s if s.slow else 0.0
         return (ms + per_asin * asins) * s.latency_scale / 1000 + slow
-
-
-def product_cost(deal: Deal, q: ProductQuery, *, offers_fetched: bool = False,
-                 failed: bool = False, refreshed_lately: bool = False) -> float:
-    """What one found product of a /product call costs (keepa-api.md §1.2): 1; with
-    offers 6 per found offer page instead, or a flat 5 if the offers are fresher than
-    `update` hours (`offers_fetched`: someone fetched them that recently), or 1 if
-    the offer fetch `failed`; +2 stock with offers, +2 buybox without; +1 for
-    update=0 on data refreshed within the hour; +1 rating when the rating is fresh.
-    The one rule of a product's price: the server charges it, the bound asks it."""
-    if q.offers:
-        if failed:
-            cost = 1
-        elif _offers_fresh(deal, q, offers_fetched):
-            cost = 5
-        else:
-            cost = 6 * min(deal.offer_pages, q.offers // 10)
-        cost += 2 if q.stock else 0
-    else:
-        cost = 1 + (2 if q.buybox else 0)
-        if q.update == 0 and refreshed_lately:
-            cost += 1  # forcing a refresh of data Keepa would still have served
-    return float(cost + (1 if q.rating and deal.rating_fresh else 0))
-
-
-def _offers_fresh(deal: Deal, q: ProductQuery, offers_fetched: bool) -> bool:
-    return q.update == -1 or q.update > 0 and (deal.offers_fresh or offers_fetched)
 
 
 def _token_args(params, body) -> None:
