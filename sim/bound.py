@@ -22,7 +22,8 @@ and `bound_by` names the one that binds:
   must destroy before the earliest possible charge (the server charges a call
   when it completes, and none can complete before a /deal page's shortest
   processing time); F: the deficit the admission rule ("balance > 0") lets the
-  last calls run up: M calls of the largest size the config sends.
+  last calls run up: M calls of the largest the config sends (its largest batch
+  of its dearest product).
 - c: the fewest tokens a stored deal can cost, for the data the config requires
   it to carry (its full fetch's parameters, its seller lookup), at the mock's
   actual prices for this market's deals, everything else at its cheapest: a
@@ -71,8 +72,13 @@ def bound(config: Config, server: MockKeepa, horizon_s: float) -> dict:
     full = server.parse_product(product_params(["B0"], **full_query(config)))
     peek = server.parse_product(product_params(
         ["B0"], **{**peek_query(config), "offers": 0, "rating": False}))
-    c_full, c_largest = _prices(market, rows, passing, full)
+    c_full = _prices(market, rows, passing, full)[0]
     c_peek = _prices(market, rows, passing[:1], peek)[0]
+    own_peek = server.parse_product(product_params(["B0"], **peek_query(config)))
+    every = np.arange(len(rows))
+    refreshes = config.refresh_batch_size if config.refresh_period_s is not None else 0
+    largest = max(batch, refreshes) * max(_prices(market, rows, every, query)[1]
+                                          for query in (full, own_peek))
     c_seller = 1.0 if config.seller_lookup else 0.0
     tokens_per_deal = _per_deal(DEAL_PAGE_COST / DEAL_PAGE_SIZE, c_peek, c_full, c_seller, share)
     lane_s = _per_deal(
@@ -82,7 +88,7 @@ def bound(config: Config, server: MockKeepa, horizon_s: float) -> dict:
         server.mean_latency_s("seller") / config.seller_batch_size if config.seller_lookup
         else 0.0, share)
     tokens = (bucket.initial + bucket.generated - _destroyed(server)
-              + config.max_in_flight * batch * c_largest)
+              + config.max_in_flight * largest)
     ceilings = {
         "market": supply / hours,
         "tokens": tokens / tokens_per_deal / hours,

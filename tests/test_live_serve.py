@@ -224,6 +224,22 @@ def check_committed_exactly_once(handle, db: Path, cursors: list[int]) -> None:
         assert not committed_before & set(asins), f"run {phase} fetched a committed chunk again"
 
 
+def run_then_stop(handle, tmp_path: Path, phase: int, args: list[str], seconds: float, *,
+                  kill: bool) -> None:
+    """Run `phase` of a collector on the served mock for `seconds`, then kill -9 it (no
+    handler, no cleanup) or stop it with SIGTERM."""
+    handle.phase = phase
+    proc = collector(tmp_path, f"run{phase}", "--api-url", handle.url, *args)
+    wait_started(tmp_path / "deals.sqlite", proc, phase + 1)
+    time.sleep(seconds)
+    if kill:
+        proc.kill()
+        assert proc.wait(10) == -signal.SIGKILL
+    else:
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(30) == 0
+
+
 def test_kill_9_at_random_points_loses_nothing_and_repeats_nothing(tmp_path):
     rng = random.Random(20260208)
     db = tmp_path / "deals.sqlite"
@@ -231,16 +247,7 @@ def test_kill_9_at_random_points_loses_nothing_and_repeats_nothing(tmp_path):
     cursors = []
     with served() as handle:
         for phase in range(7):
-            handle.phase = phase
-            proc = collector(tmp_path, f"run{phase}", "--api-url", handle.url, *args)
-            wait_started(db, proc, phase + 1)
-            time.sleep(rng.uniform(0.3, 2.5))
-            if phase < 6:
-                proc.kill()  # SIGKILL: no handler, no cleanup
-                assert proc.wait(10) == -signal.SIGKILL
-            else:
-                proc.send_signal(signal.SIGTERM)
-                assert proc.wait(30) == 0
+            run_then_stop(handle, tmp_path, phase, args, rng.uniform(0.3, 2.5), kill=phase < 6)
             cursors.append(position(db))
         check_committed_exactly_once(handle, db, cursors)
     assert cursors[-1] > 40  # several chunks were committed across the runs
@@ -260,12 +267,7 @@ def test_kill_9_with_chunks_in_flight_loses_nothing_and_stores_nothing_twice(tmp
     cursors, stored_by = [], []  # after each run: the cursor, the deals stored
     with served() as handle:
         for phase in range(8):
-            handle.phase = phase
-            proc = collector(tmp_path, f"run{phase}", "--api-url", handle.url, *args)
-            wait_started(db, proc, phase + 1)
-            time.sleep(rng.uniform(0.3, 2.0))
-            proc.kill()
-            assert proc.wait(10) == -signal.SIGKILL
+            run_then_stop(handle, tmp_path, phase, args, rng.uniform(0.3, 2.0), kill=True)
             cursors.append(position(db))
             store = SQLiteStorage(db, readonly=True)
             stored = store.deals()
