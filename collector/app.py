@@ -6,13 +6,15 @@ and the observer handed to it differ.
 
 from __future__ import annotations
 
+import math
+from collections import deque
 from collections.abc import Iterable, Sequence
 
 from .backfill import backfill
 from .client import KeepaClient
 from .config import Config
 from .events import Observer
-from .recent import recent
+from .recent import Pace, recent
 from .refresh import refresh
 from .runtime import Runtime
 from .scheduler import Scheduler
@@ -28,6 +30,9 @@ class Collector:
         self.observer = observer or Observer()
         self.client = KeepaClient(runtime, config, self.observer, domain)
         self.claimed: set[str] = set()  # ASINs examined (or being examined) by this process
+        self.recent_pace = Pace()
+        self.sellers_seen: dict[str, float] = {}  # seller id -> when last looked up
+        self.recent_pending: deque[dict] = deque()  # listed new deals no run has fetched yet
         self.scheduler = Scheduler(runtime, config.workers, config.dispatch_overhead_s,
                                    self.observer)
         self.scheduler.add("backfill", lambda: backfill(self), config.backfill_period_s)
@@ -44,6 +49,19 @@ class Collector:
 
     def unclaim(self, asins: Iterable[str]) -> None:
         self.claimed.difference_update(asins)
+
+    def sellers_due(self, sellers: Iterable[str]) -> list[str]:
+        """Those of `sellers` to look up now: all of them, or with ``seller_cache_s`` those
+        not looked up that recently (then counted as looked up now)."""
+        keep = self.config.seller_cache_s
+        if keep is None:
+            return list(sellers)
+        now, due = self.runtime.now(), []
+        for seller in dict.fromkeys(sellers):
+            if now - self.sellers_seen.get(seller, -math.inf) >= keep:
+                self.sellers_seen[seller] = now
+                due.append(seller)
+        return due
 
     @property
     def tokens(self):

@@ -57,7 +57,8 @@ class Walk:
         ctx, config = self.ctx, self.ctx.config
         known = ctx.storage.known(d["asin"] for d in chunk)
         kept = await ingest(ctx, TASK, [d for d in chunk if d["asin"] not in known],
-                            peek=True, batch_size=config.batch_size)
+                            peek=True, batch_size=config.peek_batch_at(ctx.tokens.rate),
+                            full_batch_size=config.commit_batch_size)
         await ctx.runtime.sleep(config.chunk_overhead_s + config.commit_overhead_s)
         ctx.commit(TASK, kept, cursor=self._advance(start, start + len(chunk)))
         if config.trigger_recent_after_chunk:
@@ -66,7 +67,7 @@ class Walk:
 
     async def _take(self) -> tuple[int, list[dict]] | None:
         """The next chunk as (list position, deals), or None at the end of the list."""
-        size = self.ctx.config.chunk_size
+        size = self.ctx.config.chunk_at(self.ctx.tokens.rate)
         while not self.failed:
             page = self.page
             if page is not None and self.next_index < len(page):

@@ -1,7 +1,7 @@
 """The collector's Keepa client: permission, the call, the envelope, retries.
 
 Every call goes through one path: take one of the ``max_in_flight`` slots,
-ask the policy for permission (waiting on the runtime's clock as told),
+ask the policy for permission in turn (waiting on the runtime's clock as told),
 reserve the estimated cost, send, learn the envelope (settling the
 reservation), give the slot back, report the call, then act on the status:
 200 returns the body, 429 waits as the envelope says and sends the *same*
@@ -16,12 +16,28 @@ import math
 from collections.abc import Sequence
 from typing import Any
 
+from .callmodel import kind
 from .config import Config
 from .events import CallRecord, Observer
 from .lanes import Slots
 from .policies import POLICIES
 from .runtime import Request, Runtime, TransportError
 from .tokens import TokenManager
+
+
+TURN = {"recent": 0, "backfill": 1, "refresh": 2}
+"""Who asks for tokens first when calls queue (several in flight): new deals, then the
+backlog, then refreshes of what is stored; within a task, the call that finishes work
+already paid for (`stage`), then first come first served."""
+
+
+def stage(path: str, params: dict[str, str]) -> int:
+    """How near a call is to storing what it works on: a seller lookup (0) or a full fetch
+    (1) completes deals already peeked, a peek (2) starts on new ones, a page (3) lists
+    more. Serving the near ones first keeps few peeked deals waiting on their full fetch."""
+    if path == "product":
+        return 1 if params.get("history") == "1" else 2
+    return {"seller": 0, "deal": 3}.get(path, 4)
 
 
 class ApiError(Exception):
@@ -47,6 +63,9 @@ class KeepaClient:
         self.tokens = TokenManager(config, self.observer, runtime.now())
         self.policy = POLICIES[config.policy]()
         self.slots = Slots(runtime, config.max_in_flight)  # calls in flight on this key
+        # permission is asked in turn (`TURN`), so that a dear call waiting for its
+        # tokens is not overtaken, and starved, by cheaper ones
+        self.turn = Slots(runtime, 1)
 
     # -- endpoints -----------------------------------------------------------------
     async def deals(self, task: str, page: int, sort: int, reserved: float) -> list[dict]:
@@ -84,10 +103,19 @@ class KeepaClient:
                    items: int) -> dict[str, Any]:
         failures = 0
         request = Request(path, {"domain": str(self.domain), **params})
+        call, calls = kind(path, params), self.tokens.calls
+        rank = TURN.get(task, len(TURN)) * 5 + stage(path, params)
         while True:
+            if self.config.learn_costs:
+                reserved = calls.price(call, items, reserved)
             await self.slots.acquire()
             try:
-                ticket = await self._permit(task, reserved)
+                await self.turn.acquire(rank)
+                try:
+                    ticket = await self._permit(task, reserved)
+                finally:
+                    self.turn.release()
+                sent = self.runtime.now()
                 try:
                     response = await self.runtime.send(request)
                 except TransportError as exc:
@@ -103,14 +131,18 @@ class KeepaClient:
                 self.slots.release()
             self._report(now, task, path, items, reserved, status, body)
             if status == 200:
-                return body or {}
+                body = body or {}
+                consumed = body.get("tokensConsumed")
+                if isinstance(consumed, (int, float)) and not isinstance(consumed, bool):
+                    calls.learn(call, items, consumed, now - sent)
+                return body
             if status == 429:
                 await self._wait(self.policy.after_429(self.tokens, now), "429 retry", task,
                                  whole=True)
                 continue
             if status in (0, 500, 502, 503, 504):
                 failures += 1
-                if failures > self.config.max_retries:
+                if self.config.max_retries is not None and failures > self.config.max_retries:
                     raise ApiError(f"/{path}: gave up after {failures} failures ({detail})", status)
                 await self.runtime.sleep(self._backoff(failures))
                 continue
@@ -139,7 +171,11 @@ class KeepaClient:
         await self.runtime.sleep(seconds)
 
     def _backoff(self, failures: int) -> float:
-        ceiling = min(self.config.backoff_cap_s, self.config.backoff_base_s * 2 ** (failures - 1))
+        """The wait after the `failures`-th failure in a row, by ``backoff``."""
+        config, n = self.config, min(failures, 64)  # the cap binds long before 2^64
+        if config.backoff == "cumulative":
+            return min(config.backoff_cap_s, config.backoff_base_s * (2 ** n - 1))
+        ceiling = min(config.backoff_cap_s, config.backoff_base_s * 2 ** (n - 1))
         return ceiling * (0.5 + 0.5 * self.runtime.rng.random())
 
     def _report(self, now: float, task: str, path: str, items: int, reserved: float,

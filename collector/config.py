@@ -7,7 +7,9 @@ found by ``sim tune`` runs unchanged under ``collector live``.
 
 The presets reproduce the seed pipeline of 2026-02-08 (see
 ``../shared/reference/seed-system.md`` §1 and §2.1): ``seed-before`` is the
-state before commit 3a05a87, ``seed-after`` the state right after it.
+state before commit 3a05a87, ``seed-after`` the state right after it. The peers
+(`PEERS`) copy the collectors people run: the seed's later TokenManager and two client
+libraries' waiting rules.
 """
 
 from __future__ import annotations
@@ -85,8 +87,9 @@ class Config:
     """The collector's knobs. Times are seconds, costs tokens, rates tokens/minute."""
 
     # -- token policy --------------------------------------------------------
-    policy: str = _knob("seed", "token policy: the seed's threshold rules, or react to 429s only",
-                        choices=("seed", "reactive"))
+    policy: str = _knob("seed", "token policy: the seed's threshold rules, react to 429s only, "
+                        "or adaptive (spend as tokens come, on learned prices)",
+                        choices=("seed", "reactive", "adaptive"))
     refill_rate: float = _knob(5.0, "refill rate assumed until the first response envelope", ">0")
     initial_estimate: float = _knob(100.0, "balance assumed until the first envelope (seed: 100)")
     min_interval_s: float = _knob(1.0, "minimum spacing between two calls of one task", ">=0")
@@ -96,15 +99,27 @@ class Config:
     burst_threshold: StepRule = _knob(
         StepRule.parse("80<10,280"), "recharge target as a rule over the refill rate")
     max_deficit: float | None = _knob(None, "optional floor on the post-call estimate (e.g. -180)")
+    low_cost_release: float | None = _knob(
+        None, "while recharging, a call reserving at most low_cost_max goes once the estimate "
+        "is at least this (the seed's later low-cost buffer: 20); unset: off")
+    low_cost_max: float = _knob(10.0, "the dearest call low_cost_release lets through", ">=0")
     recharge_timeout_s: float | None = _knob(
         3600.0, "leave recharge mode after this long whatever the balance (seed: 3600)", ">0")
     max_wait_s: float | None = _knob(None, "longest single wait a task accepts", ">0")
     on_long_wait: str = _knob("sleep", "when a wait exceeds max_wait_s: sleep it out, or abort "
                               "the run and let the schedule retry", choices=("sleep", "abort"))
+    wait_429: str = _knob(
+        "balance", "how long a 429 waits before sending the same request again: until the "
+        "projected balance is positive, +100 ms; the next refill (refillIn) +100 ms, as "
+        "Keepa's Java client; or the next refill +1 s + the deficit at the refill rate, as "
+        "the community Python client's time_to_refill",
+        choices=("balance", "refill", "refill-deficit"))
     poll_interval_s: float = _knob(30.0, "while waiting, re-check the balance this often", ">0")
     poll_token_endpoint: bool = _knob(True, "while waiting, ask /token (free) instead of "
                                       "trusting the projection")
     sync_on_start: bool = _knob(True, "every task run starts with a /token call")
+    learn_costs: bool = _knob(False, "reserve what calls of each kind were really charged "
+                              "(tokensConsumed), not the *_reserved guesses, once one answered")
     max_in_flight: int = _knob(
         1, "calls in flight at once on the key; the backfiller and the recent run work on "
         "this many chunks or batches at once (Keepa sets no limit; its Java client uses 4)", ">0")
@@ -112,6 +127,12 @@ class Config:
     backfill_period_s: float = _knob(1800.0, "backfiller schedule period (seed: */30)", ">0")
     chunk_size: int = _knob(4, "deals per backfill chunk (one commit each)", ">0")
     batch_size: int = _knob(4, "ASINs per peek/full-fetch call within a chunk", ">0")
+    scan_batch_size: StepRule | None = _knob(
+        None, "deals per backfill chunk, peeked in one call, as a rule over the refill rate "
+        "(the Smart Ingestor's SCAN_BATCH_SIZE); unset: chunk_size and batch_size", ">0")
+    commit_batch_size: int | None = _knob(
+        None, "ASINs per full-fetch call of a chunk's peek survivors (the Smart Ingestor's "
+        "COMMIT_BATCH_SIZE); unset: all of a peek's survivors in one call", ">0")
     trigger_recent_after_chunk: bool = _knob(
         False, "queue a recent-deals run after every backfill chunk (the seed's bug 3)")
     deal_page_reserved: float = _knob(10.0, "tokens reserved for a backfill /deal page", ">=0")
@@ -122,6 +143,9 @@ class Config:
         True, "full-fetch only the deals whose peek passes the filter (the seed skipped this "
         "until commit 21d4d2b, so its presets full-fetch every peeked deal)")
     seller_lookup: bool = _knob(True, "look up the buy-box seller of every stored deal")
+    seller_cache_s: float | None = _knob(
+        None, "look a seller up again only this long after its last lookup; unset: for "
+        "every deal, as the seed did", ">0")
     seller_batch_size: int = _knob(1, "seller ids per /seller lookup, up to 100 (the seed "
                                    "looked up one at a time)", ">0")
     peek_offers: int = _knob(20, "offers parameter of the peek (0 = none)", ">=0")
@@ -141,6 +165,14 @@ class Config:
     recent_max_pages: int = _knob(50, "most /deal pages one recent run reads", ">0")
     recent_batch_size: int = _knob(1, "ASINs per full-fetch call of the recent run", ">0")
     recent_page_reserved: float = _knob(15.0, "tokens reserved per recent /deal page (5+10)", ">=0")
+    recent_max_interval_s: float | None = _knob(
+        None, "the recent run paces itself: it reads the list once a page of new deals is "
+        "expected at the rate it measured, or this long after its last read; unset: every "
+        "period", ">0")
+    recent_same_minute: bool = _knob(
+        False, "also take the deals stamped in the watermark's own minute: Keepa's times are "
+        "minutes, so those listed in that minute after the last read are otherwise skipped "
+        "for good (the seed stopped at them); the known ones cost nothing")
     recent_peek: bool = _knob(False, "peek and filter the recent run's new deals before the full "
                               "fetch, as the backfiller does (the seed's updater did not)")
     # -- refresher of stored deals -----------------------------------------------
@@ -161,9 +193,14 @@ class Config:
     dispatch_overhead_s: float = _knob(0.5, "time to start a task run", ">=0")
     chunk_overhead_s: float = _knob(1.5, "fixed time per chunk besides calls (seed sleeps)", ">=0")
     commit_overhead_s: float = _knob(0.5, "time per storage commit", ">=0")
-    max_retries: int = _knob(5, "retries of a 5xx or network failure before giving up", ">=0")
+    max_retries: int | None = _knob(5, "retries of a 5xx or network failure before giving up; "
+                                    "unset: retry for ever", ">=0")
     backoff_base_s: float = _knob(1.0, "first backoff after a 5xx or network failure", ">0")
     backoff_cap_s: float = _knob(60.0, "longest backoff", ">0")
+    backoff: str = _knob(
+        "jittered", "backoff after the n-th failure in a row: base x 2^(n-1) x a random 0.5-1, "
+        "or base x (2^n - 1) exactly (Keepa's Java client: 0.1, 0.3, 0.7 s ...); both capped",
+        choices=("jittered", "cumulative"))
 
     def __post_init__(self) -> None:
         hints = _hints()
@@ -190,8 +227,10 @@ class Config:
                     raise ConfigError(f"{f.name}: must be > 0, got {_num(x)}")
                 if f.metadata["check"] == ">=0" and not x >= 0:
                     raise ConfigError(f"{f.name}: must be >= 0, got {_num(x)}")
-            if f.name in BATCH_KNOBS and value > 100:
+            if f.name in BATCH_KNOBS and max(numbers) > 100:
                 raise ConfigError(f"{f.name}: Keepa takes at most 100 ids a call, got {value}")
+            if f.name in BATCH_KNOBS and not all(float(x).is_integer() for x in numbers):
+                raise ConfigError(f"{f.name}: must be whole numbers of ids, got {value}")
             if f.name in OFFERS_KNOBS and value and not 20 <= value <= 100:
                 raise ConfigError(f"{f.name}: Keepa takes 0 (no offers) or 20 to 100, got {value}")
             if f.metadata["choices"] and value not in f.metadata["choices"]:
@@ -240,11 +279,22 @@ class Config:
     def burst_target(self, rate: float) -> float:
         return self.burst_threshold.at(rate)
 
+    def chunk_at(self, rate: float) -> int:
+        """Deals per backfill chunk at the refill rate `rate`."""
+        if self.scan_batch_size is None:
+            return self.chunk_size
+        return int(self.scan_batch_size.at(rate))
+
+    def peek_batch_at(self, rate: float) -> int:
+        """ASINs per backfill peek at the refill rate `rate` (a scan batch is one peek)."""
+        return self.batch_size if self.scan_batch_size is None else self.chunk_at(rate)
+
 
 
 OFFERS_KNOBS = ("peek_offers", "full_offers")
 """Knobs sent as /product's ``offers``, which Keepa answers 405 outside 20..100."""
-BATCH_KNOBS = ("batch_size", "recent_batch_size", "refresh_batch_size", "seller_batch_size")
+BATCH_KNOBS = ("batch_size", "recent_batch_size", "refresh_batch_size", "seller_batch_size",
+               "scan_batch_size", "commit_batch_size")
 """Ids per call, which Keepa caps at 100 for /product and /seller."""
 
 
@@ -342,11 +392,56 @@ PRESETS: dict[str, Config] = {
         "policy": "reactive", "min_interval_s": 0.0, "sync_on_start": False,
         "poll_token_endpoint": False,
     }),
+    "adaptive": Config(
+        policy="adaptive", learn_costs=True, poll_token_endpoint=False, min_interval_s=0.0,
+        max_in_flight=16, peek_offers=0, peek_rating=False, batch_size=100, chunk_size=100,
+        recent_batch_size=100, seller_batch_size=100, seller_cache_s=86_400.0,
+        recent_peek=True, recent_period_s=20.0,
+        recent_max_interval_s=3600.0, recent_max_deals=100_000, recent_max_pages=67,
+        recent_same_minute=True,
+        chunk_overhead_s=0.0),
 }
 """Named starting points. ``fixed`` is seed-after with its two known faults mended: the
 peek filters (the seed's did not until commit 21d4d2b) and the recent-deals updater
 pages newest first (sortType 1). ``reactive`` is a community client that only honours
-429s."""
+429s. ``adaptive`` is ours: it spends tokens as they come on the prices Keepa charged
+(`collector.policies.AdaptivePolicy`), keeps up to 16 calls out, carries 100 ids a
+call, peeks at prices only, and reads the recent list when a page of new deals is due
+(at least hourly)."""
+
+_CLIENT = {"policy": "reactive", "min_interval_s": 0.0, "sync_on_start": False,
+           "poll_token_endpoint": False}
+"""A client library's admission: no pre-check, no spacing, no /token reads; Keepa's 429s
+are its only budget."""
+
+PEERS: dict[str, Config] = {
+    "seed-head": PRESETS["fixed"].updated({
+        "min_token_threshold": 1.0, "burst_threshold": "40<20,50", "max_deficit": -180.0,
+        "low_cost_release": 20.0, "max_wait_s": 60.0, "on_long_wait": "abort",
+        "backfill_period_s": 300.0, "recent_period_s": 300.0, "workers": 2,
+        "scan_batch_size": "1<10,20<20,15<30,50", "commit_batch_size": 5,
+        "peek_stats_days": 365,
+    }),
+    "keepa-client": PRESETS["fixed"].updated({
+        **_CLIENT, "wait_429": "refill-deficit", "max_retries": 0,
+    }),
+    "java-client": PRESETS["fixed"].updated({
+        **_CLIENT, "wait_429": "refill", "max_retries": None, "backoff": "cumulative",
+        "backoff_base_s": 0.1, "backoff_cap_s": 60.0, "max_in_flight": 4,
+    }),
+}
+"""The collectors people run, on `fixed`'s pipeline, each copying a behaviour from its
+description. ``seed-head``: the seed's later TokenManager (seed-system.md §2.2, V18) and
+the Smart Ingestor's batch sizes and five-minute schedule (§1.9, §1.3). ``keepa-client``:
+the community Python client (keepa-api.md §5.1, ``Keepa._request``): sends blind, waits
+out a 429 for its ``time_to_refill`` and retries for ever; any other failure raises.
+``java-client``: Keepa's Java client (§5.2): a 429 waits ``refillIn`` + 100 ms, a failure
+0.1, 0.3, 0.7 s ... up to 60 s, for ever; four threads."""
+PEERS["fixed-sleep"] = PEERS["keepa-client"].updated({"chunk_overhead_s": 60.0})
+"""The naive fix people try first: the community client with a fixed pause between
+chunks. A minute: Keepa's refill period, and the pause the seed itself slept after every
+chunk from 01-23 to 02-04 (seed-system.md §1.4). The pause is blind to the plan."""
+PRESETS.update(PEERS)
 
 
 def preset_config(name: str) -> Config:

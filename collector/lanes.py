@@ -8,32 +8,35 @@ free slot is taken without waiting on anything.
 
 from __future__ import annotations
 
-from collections import deque
+import heapq
 from collections.abc import Awaitable, Callable
 
 from .runtime import Runtime, Signal
 
 
 class Slots:
-    """A counting semaphore: at most `size` holders at once, served first come first served."""
+    """A counting semaphore: at most `size` holders at once. Waiters are served by
+    `rank` (lowest first), then first come first served."""
 
     def __init__(self, runtime: Runtime, size: int):
         self.runtime = runtime
         self.size = size
         self.held = 0
-        self._waiting: deque[Signal] = deque()
+        self._waiting: list[tuple[int, int, Signal]] = []  # a heap of (rank, arrival, signal)
+        self._arrivals = 0
 
-    async def acquire(self) -> None:
+    async def acquire(self, rank: int = 0) -> None:
         if self.held < self.size and not self._waiting:
             self.held += 1
             return
         signal = self.runtime.signal()
-        self._waiting.append(signal)
+        self._arrivals += 1
+        heapq.heappush(self._waiting, (rank, self._arrivals, signal))
         await signal  # the releaser handed its slot over: `held` already counts us
 
     def release(self) -> None:
         if self._waiting:
-            self._waiting.popleft().fire()
+            heapq.heappop(self._waiting)[2].fire()
         else:
             self.held -= 1
 

@@ -62,8 +62,9 @@ def full_query(config: Config) -> dict:
 
 
 async def ingest(ctx: Collector, task: str, deals: Sequence[dict], *, peek: bool,
-                 batch_size: int) -> list[StoredDeal]:
-    """The deals among `deals` worth keeping, fetched in batches of `batch_size`.
+                 batch_size: int, full_batch_size: int | None = None) -> list[StoredDeal]:
+    """The deals among `deals` worth keeping, fetched in batches of `batch_size`; a
+    peeked batch's survivors are full-fetched `full_batch_size` at a time (default: all).
 
     Deals another task of this collector is fetching, or has already examined,
     are left out (`Collector.claim`), so two tasks never pay for the same deal."""
@@ -71,14 +72,15 @@ async def ingest(ctx: Collector, task: str, deals: Sequence[dict], *, peek: bool
     last_update = {d["asin"]: int(d.get("lastUpdate", 0)) for d in deals}
     asins = ctx.claim(last_update)
     try:
-        return await _fetch(ctx, task, asins, last_update, peek, batch_size)
+        return await _fetch(ctx, task, asins, last_update, peek, batch_size, full_batch_size)
     except BaseException:
         ctx.unclaim(asins)  # not stored: let a later run try them again
         raise
 
 
 async def _fetch(ctx: Collector, task: str, asins: list[str], last_update: dict[str, int],
-                 peek: bool, batch_size: int) -> list[StoredDeal]:
+                 peek: bool, batch_size: int,
+                 full_batch_size: int | None) -> list[StoredDeal]:
     config, client = ctx.config, ctx.client
     kept: list[StoredDeal] = []
     for start in range(0, len(asins), batch_size):
@@ -93,16 +95,28 @@ async def _fetch(ctx: Collector, task: str, asins: list[str], last_update: dict[
                 batch = [p["asin"] for p in peeked]
             if not batch:
                 continue
-        full = await client.products(task, batch, config.full_reserved_per_asin,
-                                     **full_query(config))
-        worth = [product for product in full if accepts(config, product)]
-        sellers = [buy_box_seller(product) for product in worth]
-        if config.seller_lookup:
-            ids = [seller for seller in sellers if seller]
-            for first in range(0, len(ids), config.seller_batch_size):
-                await client.sellers(task, ids[first:first + config.seller_batch_size])
-        for product, seller in zip(worth, sellers):
-            sell, buy = prices(product)
-            kept.append(StoredDeal(product["asin"], task, last_update.get(product["asin"], 0),
-                                   product.get("title", ""), buy, sell, seller))
+        size = full_batch_size or len(batch)
+        for first in range(0, len(batch), size):
+            kept += await _full_fetch(ctx, task, batch[first:first + size], last_update)
+    return kept
+
+
+async def _full_fetch(ctx: Collector, task: str, batch: list[str],
+                      last_update: dict[str, int]) -> list[StoredDeal]:
+    """One full-fetch call of `batch`, the seller lookups of the deals worth keeping,
+    and those deals."""
+    config, client = ctx.config, ctx.client
+    full = await client.products(task, batch, config.full_reserved_per_asin,
+                                 **full_query(config))
+    worth = [product for product in full if accepts(config, product)]
+    sellers = [buy_box_seller(product) for product in worth]
+    if config.seller_lookup:
+        ids = ctx.sellers_due(seller for seller in sellers if seller)
+        for first in range(0, len(ids), config.seller_batch_size):
+            await client.sellers(task, ids[first:first + config.seller_batch_size])
+    kept = []
+    for product, seller in zip(worth, sellers):
+        sell, buy = prices(product)
+        kept.append(StoredDeal(product["asin"], task, last_update.get(product["asin"], 0),
+                               product.get("title", ""), buy, sell, seller))
     return kept

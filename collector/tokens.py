@@ -7,7 +7,8 @@ follows (a lump of ``refillRate`` every minute, ``refillIn`` to the next one,
 capped at 60 x rate) and subtracts what the client has reserved since.
 
 It also holds the manager's *mode* (spending or recharging) and the current
-burst target, and answers every "how long until" question. Diagnostics call
+burst target, answers every "how long until" question, and keeps what calls
+were really charged and how long they took (`CallModel`). Diagnostics call
 `TokenManager.state` instead of re-deriving any threshold (the seed's bug 4).
 What to do with those facts is the `collector.policies` policy's business.
 """
@@ -18,6 +19,7 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
+from .callmodel import CallModel
 from .config import Config
 from .events import Observer
 
@@ -55,6 +57,7 @@ class TokenManager:
         self.mode = SPENDING
         self.recharge_since: float | None = None
         self.last_call: dict[str, float] = {}
+        self.calls = CallModel()  # what calls have been charged and how long they took
         self._in_flight: dict[int, float] = {}  # ticket -> tokens reserved, for calls out
         self._outstanding = 0.0  # their sum
         self._tickets = 0
@@ -138,17 +141,33 @@ class TokenManager:
         lumps = math.ceil((target - have) / self.rate)
         if self._next_refill is None:
             return (target - have) / self.rate * 60.0
+        return self.refill_in(now) + (lumps - 1) * 60.0
+
+    def refill_in(self, now: float) -> float:
+        """Seconds to the next lump by the last reading's phase (its ``refillIn``);
+        a whole minute if no reading gave one."""
         nxt = self._next_refill
+        if nxt is None:
+            return 60.0
         if nxt <= now:
             nxt += (math.floor((now - nxt) / 60.0) + 1) * 60.0
-        return nxt - now + (lumps - 1) * 60.0
+        return nxt - now
 
     def retry_after(self, now: float) -> float:
-        """How long a 429 says to wait: until the balance is positive again, +100 ms.
+        """How long a 429 says to wait, by the config's ``wait_429``.
 
-        That is the next lump, plus one lump per `rate` of deficit; the margin is
-        what Keepa's Java client adds to ``refillIn``.
+        ``balance``: until the balance is positive again (the next lump, plus one
+        lump per `rate` of deficit), +100 ms, the margin Keepa's Java client adds.
+        ``refill``: the next lump +100 ms whatever the deficit, as that client does
+        (``refillIn + 100``, keepa-api.md §5.2), so a deep deficit meets a 429 a minute.
+        ``refill-deficit``: the community Python client's ``time_to_refill``
+        (keepa-api.md §5.1): the next lump, +1 s, plus the deficit at `rate` a minute.
         """
+        rule = self.config.wait_429
+        if rule == "refill":
+            return self.refill_in(now) + 0.1
+        if rule == "refill-deficit":
+            return self.refill_in(now) + 1.0 + max(0.0, -self.estimate(now)) / self.rate * 60.0
         return self.eta(1e-9, now) + 0.1
 
     # -- mode --------------------------------------------------------------------

@@ -1,4 +1,4 @@
-"""The ``sim`` command: run, sweep, tune, serve and plot the collector in simulation."""
+"""The ``sim`` command: run, sweep, tune, compare, serve and plot the collector in simulation."""
 
 from __future__ import annotations
 
@@ -103,3 +103,6 @@ from sim.sweep_cli import plot, sweep, tune  # noqa: E402 - sweep, plot and tune
 
 for command in (sweep, plot, tune):
     main.add_command(command)
+from sim.compare_cli import compare  # noqa: E402 - presets side by side (sim compare)
+
+main.add_command(compare)

@@ -68,7 +68,9 @@ def _simulate(config: Config, scenario: Scenario) -> Run:
     server.bucket.advance(START_MS + horizon_ms)
     arrived = {a: (ms - START_MS) / 1000 for a, ms in market.arrived_ms.items()}
     summary = recorder.summary(horizon_ms / 1000, server.bucket, arrived)
-    summary |= bound_figures(summary, bound(config, server, horizon_ms / 1000))
+    stored = list(dict.fromkeys(asin for _, asin in recorder.stored))
+    summary |= bound_figures(summary, bound(config, server, horizon_ms / 1000, stored,
+                                            summary["deals_processed"]))
     summary["wall_s"] = time.perf_counter() - wall
     return Run(summary, recorder, collector, server)
 

@@ -11,6 +11,8 @@
   deterministic, so the re-run is the stored run).
 - ``pareto``: each point's throughput against recent-deal freshness (p95),
   with the front of points no other point beats on both.
+- ``fraction_of_bound`` (``sim compare``): the share of the bound each preset
+  reaches against the refill rate, one line per preset.
 
 Matplotlib's object API (no pyplot) keeps this free of global state.
 """
@@ -231,6 +233,41 @@ def front_of(points: list[tuple[float, float]]) -> list[tuple[float, float]]:
             front.append((x, y))
             top = y
     return front
+
+
+def draw_comparison(points, seeds: int, hours: float, out: Path, fmt: str = "png") -> Path:
+    """The plot of a comparison's `points` (`sim.compare.summarize`), written to `out`."""
+    return _save(bound_curves(points, seeds, hours), out, "fraction_of_bound", fmt)
+
+
+def bound_curves(points, seeds: int, hours: float):
+    """Fraction of the bound against refill rate (log x), one line per preset, with
+    the 95 % interval over the seeds as error bars. The legend stands beside the
+    axes, so it covers no line. Presets often tie (every one that stores the whole
+    market reaches 1), so each preset's points are moved a little sideways (at most
+    ±0.05 of a decade) and marked apart: a tie shows as a row of points."""
+    fig, ax = _figure()
+    presets = points.groupby("preset", sort=False)
+    markers = itertools.cycle("osD^vP*")  # 7 against 10 colours: pairs repeat after 70
+    for n, colour, marker, (preset, rows) in zip(itertools.count(), _colours(), markers,
+                                                 presets):
+        rows = rows.sort_values("refill")
+        dodge = 10 ** (0.1 * ((n + 0.5) / presets.ngroups - 0.5))
+        ax.errorbar(rows["refill"] * dodge, rows["fraction_of_bound"],
+                    yerr=rows["fraction_of_bound_ci"].fillna(0), fmt=f"{marker}-",
+                    color=colour, capsize=3, lw=1, alpha=0.85, label=preset)
+    ax.axhline(1.0, ls="--", color="grey", lw=0.8, label="the bound")
+    rates = sorted(points["refill"].unique())
+    ax.set_xscale("log")
+    ax.set_xticks(rates, [f"{r:g}" for r in rates])
+    ax.xaxis.set_minor_formatter("")
+    ax.set_ylim(0, max(1.05, ax.get_ylim()[1]))  # the autoscaled top holds every bar
+    ax.set_xlabel("refill rate (tokens/min, log scale; presets drawn slightly apart)")
+    ax.set_ylabel("fraction of bound (deals stored per hour / bound)")
+    ax.set_title(f"Share of the bound by preset: mean of {seeds} seeds, {hours:g} simulated "
+                 "hours a run; bars: 95 % interval", fontsize="medium")
+    ax.legend(fontsize="small", loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0)
+    return fig
 
 
 def _figure():

@@ -179,7 +179,10 @@ def flatten(summary: dict, prefix: str = "") -> dict:
 
 
 def run_sweep(spec: Spec, store: Store, executor=None, progress: bool = True) -> int:
-    """Run what `store` does not hold yet; returns how many runs this call made."""
+    """Run what `store` does not hold yet; returns how many runs this call made.
+
+    `spec` is a `Spec` or anything else with its `jobs` and `manifest`, such as
+    ``sim compare``'s `sim.compare.Comparison`."""
     from tqdm import tqdm
 
     jobs = spec.jobs()

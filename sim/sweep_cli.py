@@ -1,4 +1,4 @@
-"""The ``sim sweep``, ``sim plot`` and ``sim tune`` commands.
+"""The ``sim sweep``, ``sim plot`` and ``sim tune`` commands (``sim compare``: compare_cli).
 
 Pandas, matplotlib, optuna and dask are imported inside the commands, so
 ``sim run`` starts as fast as before.
@@ -13,6 +13,7 @@ import click
 
 from collector.cli_support import config_options
 from collector.config import PRESETS, ConfigError
+from sim import compare as comparing
 from sim import tune as tuning
 from sim.executors import cores, executor
 from sim.grid import DEFAULT_GRID, IN_FLIGHT_AXIS, default_grid, parse_axis, parse_values
@@ -96,9 +97,16 @@ def sweep(preset, config_file, assignments, refill_text, grid, hours, seeds, out
 @click.option("--top", type=click.IntRange(min=1), default=TOP, show_default=True,
               help="Best configs listed per refill rate.")
 def plot(results, fmt, top) -> None:
-    """Redraw a sweep's plots (and its best-configs table) from its saved results."""
+    """Redraw a sweep's plots (and its best-configs table) from its saved results, or a
+    ``sim compare`` folder's table and plot."""
     store = Store(results)
-    spec = Spec.from_manifest(store.manifest())
+    manifest = store.manifest()
+    if manifest.get("kind") == comparing.KIND:
+        text, paths = comparing.report(*comparing.load(results), store.root, fmt)
+        click.echo(text)
+        click.echo(f"table and plot: {', '.join(p.name for p in paths)} in {store.root}")
+        return
+    spec = Spec.from_manifest(manifest)
     table = store.table()
     click.echo(best_configs(table, spec, top))
     _draw(table, spec, store.root, fmt)
