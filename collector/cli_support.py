@@ -10,7 +10,8 @@ import sys
 
 import click
 
-from .config import DEFAULT_PRESET, PRESETS, ConfigError
+from .config import ConfigError
+from .presets import DEFAULT_PRESET, PRESETS
 
 
 class OneLineGroup(click.Group):

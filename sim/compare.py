@@ -24,7 +24,8 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from collector.config import PRESETS, ConfigError
+from collector.config import ConfigError
+from collector.presets import PRESETS
 from sim.store import Store
 from sim.sweep import Job, Spec, aggregate, resolve_base
 
@@ -50,7 +51,7 @@ class Comparison:
     def from_options(cls, presets: str | None, assignments: Iterable[str],
                      refills: Sequence[float], hours: float, seeds: int) -> Comparison:
         """What ``sim compare``'s options describe; `presets` is the ``--presets`` text,
-        None for every preset in `collector.config.PRESETS`, in its order."""
+        None for every preset in `collector.presets.PRESETS`, in its order."""
         return cls(parse_presets(presets), tuple(assignments), tuple(refills), hours,
                    tuple(range(seeds)))
 

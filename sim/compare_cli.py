@@ -12,7 +12,7 @@ from pathlib import Path
 
 import click
 
-from collector.config import PRESETS
+from collector.presets import PRESETS
 from sim import compare as comparing
 from sim.executors import executor
 from sim.store import Store

@@ -12,7 +12,8 @@ from pathlib import Path
 import click
 
 from collector.cli_support import config_options
-from collector.config import PRESETS, ConfigError
+from collector.config import ConfigError
+from collector.presets import PRESETS
 from sim import compare as comparing
 from sim import tune as tuning
 from sim.executors import cores, executor

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
-from collector.config import PRESETS
+from collector.presets import PRESETS
 from sim.compare import Comparison, load, markdown, summarize
 from sim.engine import simulate
 from sim.plots import bound_curves

@@ -23,7 +23,8 @@ import pytest
 from click.testing import CliRunner
 
 from collector.cli import main as collector_main
-from collector.config import PRESETS, Config, ConfigError
+from collector.config import Config, ConfigError
+from collector.presets import PRESETS
 from collector.live.http import HttpTransport, check_url
 from collector.live.log import LiveLog
 from collector.live.main import LiveOptions, read_key, run_live

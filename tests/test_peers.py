@@ -17,7 +17,8 @@ import simpy
 from collector.app import Collector
 from collector.backfill import backfill
 from collector.client import KeepaClient
-from collector.config import PEERS, PRESETS, Config, ConfigError
+from collector.config import Config, ConfigError
+from collector.presets import PEERS, PRESETS
 from collector.events import Observer
 from collector.policies import SeedPolicy
 from collector.storage import MemoryStorage
