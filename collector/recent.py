@@ -60,7 +60,7 @@ class Pace:
 async def recent(ctx: Collector) -> None:
     config, storage = ctx.config, ctx.storage
     paced = config.recent_max_interval_s is not None
-    if paced and not ctx.recent_pace.due(ctx.runtime.now(), config.recent_max_interval_s):
+    if paced and not _due(ctx):
         return
     if config.sync_on_start:
         await ctx.client.sync(TASK)
@@ -80,17 +80,16 @@ async def _fetch(ctx: Collector, fresh: list[dict], listed_at: float | None) -> 
     """Fetch and store new deals, `fresh` first, then those earlier runs left; with
     `listed_at`, only until the list is due to be read again (`Pace`, and at least
     ``recent_period_s`` after it was read: Keepa answers the same list for 120 s)."""
-    config, storage, pending, pace = ctx.config, ctx.storage, ctx.recent_pending, ctx.recent_pace
+    config, storage, pending = ctx.config, ctx.storage, ctx.recent_pending
     if listed_at is not None:
-        pace.read(ctx.runtime.now(), len(fresh))
+        ctx.recent_pace.read(ctx.runtime.now(), len(fresh))
     pending.extendleft(reversed(fresh))  # the newest first, before what older runs left
     while len(pending) > config.recent_max_deals:
         pending.pop()  # the oldest waiting deals go: a newer listing replaced them
     size = config.recent_batch_size
 
     def due(now: float) -> bool:
-        return (now - listed_at >= config.recent_period_s
-                and pace.due(now, config.recent_max_interval_s))
+        return now - listed_at >= config.recent_period_s and _due(ctx)
 
     async def step() -> bool:
         if listed_at is not None and due(ctx.runtime.now()):
@@ -106,6 +105,15 @@ async def _fetch(ctx: Collector, fresh: list[dict], listed_at: float | None) -> 
         return True
 
     await run_lanes(ctx.runtime, config.max_in_flight, step)
+
+
+def _due(ctx: Collector) -> bool:
+    """Whether a run that paces itself reads the list now: when `Pace` says so, or
+    whenever tokens are spare (the estimate above half the bucket), since a page then
+    costs nothing that new deals would have bought."""
+    now, tokens = ctx.runtime.now(), ctx.tokens
+    return (ctx.recent_pace.due(now, ctx.config.recent_max_interval_s)
+            or tokens.estimate(now) >= tokens.cap / 2)
 
 
 async def _list(ctx: Collector, watermark: int | None) -> tuple[int | None, list[dict]]:
