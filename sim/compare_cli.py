@@ -1,23 +1,18 @@
 """The ``sim compare`` command: presets side by side at every plan (`sim.compare`).
 
-It runs on the sweep's machinery (`run_sweep`, `Store`, the executors and the
-sweep's ``--workers``/``--scheduler`` options), so it shows the same progress
+It runs on the sweep's machinery (`run_stored`: `run_sweep`, `Store`, the
+executors and the sweep's ``--workers``/``--scheduler`` options), so it shows the same progress
 bar and resumes the same way: started again on the same ``--out``, it skips
 the runs stored there.
 """
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import click
 
 from collector.presets import PRESETS
 from sim import compare as comparing
-from sim.executors import executor
-from sim.store import Store
-from sim.sweep import run_sweep
-from sim.sweep_cli import SEEDS, executor_options, parse_refills
+from sim.sweep_cli import SEEDS, executor_options, parse_refills, run_stored
 
 
 @click.command("compare")
@@ -48,13 +43,7 @@ def compare(refill_text, presets_text, hours, seeds, assignments, out, workers, 
     refills = parse_refills(refill_text)
     comparison = comparing.Comparison.from_options(presets_text, assignments, refills, hours,
                                                    seeds)
-    comparison.jobs()  # every run built and validated before a worker starts
-    store = Store(out or Path("results") / f"compare-refill{'-'.join(f'{r:g}' for r in refills)}")
-    pool = executor(workers, scheduler)
-    try:
-        run_sweep(comparison, store, pool)
-    finally:
-        pool.close()
+    store = run_stored(comparison, out, "compare", refills, workers, scheduler)
     text, paths = comparing.report(comparison, store.table(), store.root, fmt)
     click.echo(text)
     click.echo(f"runs: {store.root}/results.parquet and results.csv; table and plot: "

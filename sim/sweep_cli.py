@@ -77,18 +77,27 @@ def sweep(preset, config_file, assignments, refill_text, grid, hours, seeds, out
     refills = parse_refills(refill_text)
     spec = spec_from_options(preset, config_file, assignments, grid, refills, hours, seeds,
                              default_grid(refills))
-    spec.jobs()  # every point built and validated before a worker starts
-    store = Store(out or Path("results") / f"sweep-refill{'-'.join(f'{r:g}' for r in refills)}")
-    pool = executor(workers, scheduler)
-    try:
-        run_sweep(spec, store, pool)
-    finally:
-        pool.close()
+    store = run_stored(spec, out, "sweep", refills, workers, scheduler)
     table = store.table()
     click.echo(best_configs(table, spec, top))
     click.echo(f"results: {store.root}/results.parquet and results.csv ({len(table)} runs)")
     if plots:
         _draw(table, spec, store.root, fmt)
+
+
+def run_stored(spec, out: str | None, kind: str, refills, workers: int,
+               scheduler: str | None) -> Store:
+    """Build and check every run of `spec` before a worker starts, then run what the
+    results directory (`out`, default ``results/KIND-refillR``) does not hold yet on
+    the executor the options ask for; the directory's `Store`."""
+    spec.jobs()
+    store = Store(out or Path("results") / f"{kind}-refill{'-'.join(f'{r:g}' for r in refills)}")
+    pool = executor(workers, scheduler)
+    try:
+        run_sweep(spec, store, pool)
+    finally:
+        pool.close()
+    return store
 
 
 @click.command()
