@@ -4,7 +4,7 @@ For each plan it runs ``sim tune`` from ``experiments/configs/big_plan.toml`` ov
 ``max_in_flight`` and the batch sizes, in a world whose market offers more than
 the plan can buy (new deals arrive faster than the tokens can take them), then
 runs the winner on three fresh seeds and prints its token utilization, its
-fraction of the bound, what binds and its 429s. Takes about 20 minutes on 2
+fraction of the bound, what binds and its 429s. Takes about 10 minutes on 2
 cores, most of it at 4000 tokens/min.
 
     python experiments/big_plans.py [--refill 250,1000,4000] [--out results/big-plans]

@@ -284,14 +284,12 @@ def test_kill_9_with_chunks_in_flight_loses_nothing_and_stores_nothing_twice(tmp
 
 def test_a_big_plan_is_spent_live_with_calls_in_flight(tmp_path):
     """4000 tokens/min, refilled continuously from an empty bucket so that a short run
-    sees a steady plan: eight calls in flight spend most of what the server generates
-    (experiments/bench_live.py runs the issue's two minutes with lumps)."""
-    from experiments.bench_live import SPENDER
-
+    sees a steady plan: `adaptive`, with its calls in flight, spends most of what the
+    server generates (experiments/bench_live.py runs the issue's two minutes with lumps)."""
     settings = ServerSettings(rate=4000, initial=0, continuous=True)
     handle = start(Scenario(seed=3, server=settings), journal=False)
     try:
-        args = [x for a in [*SPENDER, "refill_rate=4000"] for x in ("--set", a)]
+        args = ["--preset", "adaptive", "--set", "refill_rate=4000"]
         proc = collector(tmp_path, "big", "--api-url", handle.url, "--db",
                          str(tmp_path / "d.sqlite"), "--duration", "40", "--quiet", *args)
         assert proc.wait(60) == 0
@@ -301,8 +299,8 @@ def test_a_big_plan_is_spent_live_with_calls_in_flight(tmp_path):
     finally:
         handle.stop()
     assert generated > 2000
-    # 0.77 to 0.9 measured (less on a loaded machine); one call at a time spends far less
-    assert charged >= 0.6 * generated, f"spent {charged:.0f} of {generated:.0f}"
+    # one call at a time spends far less (0.38 of it in the simulator, max_in_flight=1)
+    assert charged >= 0.8 * generated, f"spent {charged:.0f} of {generated:.0f}"
 
 
 # -- 5: 5xx and dropped connections ---------------------------------------------------------
