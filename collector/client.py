@@ -31,6 +31,9 @@ backlog, then refreshes of what is stored; within a task, the call that finishes
 already paid for (`stage`), then first come first served."""
 
 
+STAGES = 5  # the values `stage` takes, 0 to 4
+
+
 def stage(path: str, params: dict[str, str]) -> int:
     """How near a call is to storing what it works on: a seller lookup (0) or a full fetch
     (1) completes deals already peeked, a peek (2) starts on new ones, a page (3) lists
@@ -104,7 +107,7 @@ class KeepaClient:
         failures = 0
         request = Request(path, {"domain": str(self.domain), **params})
         call, calls = kind(path, params), self.tokens.calls
-        rank = TURN.get(task, len(TURN)) * 5 + stage(path, params)
+        rank = TURN.get(task, len(TURN)) * STAGES + stage(path, params)
         while True:
             if self.config.learn_costs:
                 reserved = calls.price(call, items, reserved)

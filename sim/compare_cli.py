@@ -12,7 +12,8 @@ import click
 
 from collector.presets import PRESETS
 from sim import compare as comparing
-from sim.sweep_cli import SEEDS, executor_options, parse_refills, run_stored
+from sim.sweep_cli import (FORMAT_OPTION, SEEDS, executor_options, out_option,
+                           parse_refills, run_stored)
 
 
 @click.command("compare")
@@ -30,12 +31,9 @@ from sim.sweep_cli import SEEDS, executor_options, parse_refills, run_stored
 @click.option("--set", "assignments", multiple=True, metavar="KEY=VALUE",
               help="server.KEY=... and market.KEY=... set the world of every run; a collector "
               "knob is set in every preset, over the preset's own value (repeatable).")
-@click.option("--out", type=click.Path(file_okay=False),
-              help="Results directory [default: results/compare-refillR]. Started again on the "
-              "same directory, the comparison skips the runs already stored.")
+@out_option("compare")
 @executor_options
-@click.option("--format", "fmt", type=click.Choice(["png", "svg"]), default="png",
-              show_default=True, help="Plot file format.")
+@FORMAT_OPTION
 def compare(refill_text, presets_text, hours, seeds, assignments, out, workers, scheduler,
             fmt) -> None:
     """Run every preset at every refill rate on the same seeds and worlds; print the

@@ -37,6 +37,18 @@ def parse_refills(text: str) -> list[float]:
         raise ConfigError(f"--refill {text}: expected tokens/minute, e.g. 5 or 5,20,60") from None
 
 
+FORMAT_OPTION = click.option("--format", "fmt", type=click.Choice(["png", "svg"]),
+                             default="png", show_default=True, help="Plot file format.")
+
+
+def out_option(kind: str):
+    """``--out``, the results directory `run_stored` fills and resumes."""
+    return click.option("--out", type=click.Path(file_okay=False),
+                        help=f"Results directory [default: results/{kind}-refillR]. Started "
+                        f"again on the same directory, the {kind} skips the runs already "
+                        "stored.")
+
+
 def executor_options(func):
     """``--workers`` and ``--scheduler``, the same on `sweep` and `tune`."""
     func = click.option("--scheduler", metavar="ADDRESS",
@@ -61,12 +73,9 @@ def executor_options(func):
               help="Simulated hours per run.")
 @click.option("--seeds", type=click.IntRange(min=1), default=SEEDS, show_default=True,
               help="Replications per point (seeds 0..N-1); intervals need 2 or more.")
-@click.option("--out", type=click.Path(file_okay=False),
-              help="Results directory [default: results/sweep-refillR]. Started again on the "
-              "same directory, the sweep skips the runs already stored.")
+@out_option("sweep")
 @executor_options
-@click.option("--format", "fmt", type=click.Choice(["png", "svg"]), default="png",
-              show_default=True, help="Plot file format.")
+@FORMAT_OPTION
 @click.option("--plots/--no-plots", default=True, show_default=True,
               help="Draw the plots after the runs.")
 @click.option("--top", type=click.IntRange(min=1), default=TOP, show_default=True,
@@ -102,8 +111,7 @@ def run_stored(spec, out: str | None, kind: str, refills, workers: int,
 
 @click.command()
 @click.argument("results", type=click.Path(file_okay=False))
-@click.option("--format", "fmt", type=click.Choice(["png", "svg"]), default="png",
-              show_default=True, help="Plot file format.")
+@FORMAT_OPTION
 @click.option("--top", type=click.IntRange(min=1), default=TOP, show_default=True,
               help="Best configs listed per refill rate.")
 def plot(results, fmt, top) -> None:
