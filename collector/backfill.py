@@ -8,7 +8,12 @@ offset: only over the contiguous run of chunks already committed, in the
 same commit as the chunk that completes the run. So a crash or an aborted
 run resumes at the first uncommitted chunk and never skips one; the chunks
 committed beyond it are walked again, and their deals, known by then, cost
-nothing more.
+nothing more (those examined and not kept cost again).
+
+With ``checkpoint = "page"`` the cursor is saved only once the committed run
+reaches the end of a page, and then at the next page's start (the seed before
+commit 39aa065, seed-system.md §1.4 and §3 S21): the chunks are still stored
+one commit each, but a crash mid-page resumes at the page's first deal.
 """
 
 from __future__ import annotations
@@ -16,8 +21,9 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from .keepa import DEAL_PAGE_SIZE, SORT_SALES_RANK
+from .batching import fit
 from .lanes import run_lanes
-from .pipeline import ingest
+from .pipeline import full_query, ingest, peek_query
 from .storage import Cursor
 
 if TYPE_CHECKING:
@@ -38,6 +44,8 @@ class Walk:
     """One run's walk down the deal list: hands out chunks to the lanes, fetches the
     next page when a lane runs out, and tracks which chunks are committed."""
 
+    per_page = False  # the cursor is saved only at page boundaries (``checkpoint``)
+
     def __init__(self, ctx: Collector, cursor: Cursor):
         self.ctx = ctx
         self.page_no = cursor.page
@@ -45,7 +53,9 @@ class Walk:
         self.next_index = cursor.index
         self.fetching: Signal | None = None  # set while a lane fetches the next page
         self.failed = False  # a page fetch failed: the run ends once the lanes are done
-        self.committed = _position(cursor)  # list position the cursor stands at
+        self.committed = _position(cursor)  # list position of the committed run's end
+        self.per_page = ctx.config.checkpoint == "page"
+        self.saved_page = cursor.page  # the page the stored cursor stands on
         self.done: dict[int, int] = {}  # committed chunks beyond it: start -> end
 
     async def step(self) -> bool:
@@ -56,9 +66,13 @@ class Walk:
         start, chunk = taken
         ctx, config = self.ctx, self.ctx.config
         known = ctx.storage.known(d["asin"] for d in chunk)
-        kept = await ingest(ctx, TASK, [d for d in chunk if d["asin"] not in known],
-                            peek=True, batch_size=config.peek_batch_at(ctx.tokens.rate),
-                            full_batch_size=config.commit_batch_size)
+        tokens = ctx.tokens
+        kept = await ingest(
+            ctx, TASK, [d for d in chunk if d["asin"] not in known], peek=True,
+            batch_size=fit(tokens, config.peek_batch_at(tokens.rate), peek_query,
+                           config.peek_reserved_per_asin),
+            full_batch_size=fit(tokens, config.full_batch(), full_query,
+                                config.full_reserved_per_asin))
         await ctx.runtime.sleep(config.chunk_overhead_s + config.commit_overhead_s)
         ctx.commit(TASK, kept, cursor=self._advance(start, start + len(chunk)))
         if config.trigger_recent_after_chunk:
@@ -67,7 +81,9 @@ class Walk:
 
     async def _take(self) -> tuple[int, list[dict]] | None:
         """The next chunk as (list position, deals), or None at the end of the list."""
-        size = self.ctx.config.chunk_at(self.ctx.tokens.rate)
+        config, tokens = self.ctx.config, self.ctx.tokens
+        size = fit(tokens, config.chunk_at(tokens.rate), peek_query,
+                   config.peek_reserved_per_asin)
         while not self.failed:
             page = self.page
             if page is not None and self.next_index < len(page):
@@ -93,19 +109,27 @@ class Walk:
         finally:
             self.fetching.fire()
             self.fetching = None
+        self.ctx.storage.seen((d["asin"] for d in page), self.ctx.runtime.now())
         if self.page is not None:
             self.next_index = 0
         self.page_no, self.page = number, page
 
     def _advance(self, start: int, end: int) -> Cursor | None:
         """Record the chunk [start, end) as committed; the new cursor if the contiguous
-        committed run now reaches further, else None."""
+        committed run now reaches further (by ``checkpoint``: any further, or into a
+        page beyond the saved one), else None."""
         self.done[start] = end
         if start != self.committed:
             return None
         while self.committed in self.done:
             self.committed = self.done.pop(self.committed)
-        return Cursor(*divmod(self.committed, DEAL_PAGE_SIZE))
+        page, index = divmod(self.committed, DEAL_PAGE_SIZE)
+        if not self.per_page:
+            return Cursor(page, index)
+        if page == self.saved_page:
+            return None
+        self.saved_page = page
+        return Cursor(page, 0)
 
 
 def _position(cursor: Cursor) -> int:

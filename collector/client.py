@@ -5,8 +5,9 @@ ask the policy for permission in turn (waiting on the runtime's clock as told),
 reserve the estimated cost, send, learn the envelope (settling the
 reservation), give the slot back, report the call, then act on the status:
 200 returns the body, 429 waits as the envelope says and sends the *same*
-request again, 5xx and dropped connections back off (capped, jittered,
-bounded), anything else is a final error.
+request again (with ``on_429 = "drop"`` a /product or /seller call gives up),
+5xx and dropped connections back off (capped, jittered, bounded), anything
+else is a final error.
 """
 
 from __future__ import annotations
@@ -56,14 +57,20 @@ class WaitTooLong(Exception):
     """A wait exceeded ``max_wait_s`` with ``on_long_wait = "abort"``: give up this run."""
 
 
+class Refused(ApiError):
+    """A /product or /seller call answered 429 with ``on_429 = "drop"``: not sent again."""
+
+
 class KeepaClient:
     def __init__(self, runtime: Runtime, config: Config, observer: Observer | None = None,
-                 domain: int = 1):
+                 domain: int = 1, tokens: TokenManager | None = None):
         self.runtime = runtime
         self.config = config
         self.observer = observer or Observer()
         self.domain = domain
-        self.tokens = TokenManager(config, self.observer, runtime.now())
+        # a belief of its own, unless handed one (``collector.processes``)
+        self.tokens = tokens if tokens is not None else TokenManager(config, self.observer,
+                                                                     runtime.now())
         self.policy = POLICIES[config.policy]()
         self.slots = Slots(runtime, config.max_in_flight)  # calls in flight on this key
         # permission is asked in turn (`TURN`), so that a dear call waiting for its
@@ -115,7 +122,7 @@ class KeepaClient:
             try:
                 await self.turn.acquire(rank)
                 try:
-                    ticket = await self._permit(task, reserved)
+                    ticket = await self._permit(task, reserved, rank)
                 finally:
                     self.turn.release()
                 sent = self.runtime.now()
@@ -140,6 +147,8 @@ class KeepaClient:
                     calls.learn(call, items, consumed, now - sent)
                 return body
             if status == 429:
+                if self.config.on_429 == "drop" and path in ("product", "seller"):
+                    raise Refused(f"/{path}: HTTP 429 {detail}".rstrip(), status)
                 await self._wait(self.policy.after_429(self.tokens, now), "429 retry", task,
                                  whole=True)
                 continue
@@ -151,26 +160,32 @@ class KeepaClient:
                 continue
             raise ApiError(f"/{path}: HTTP {status} {detail}".rstrip(), status, fatal=True)
 
-    async def _permit(self, task: str, cost: float) -> int:
-        """Wait until the policy lets a call reserving `cost` go; reserve it (the ticket)."""
+    async def _permit(self, task: str, cost: float, rank: int) -> int:
+        """Wait until the policy lets a call reserving `cost` go; reserve it (the ticket).
+        With ``yield_turn``, after each wait the call steps aside for one that goes first
+        in turn (`rank`) and has come meanwhile."""
         while (wait := self.policy.decide(self.tokens, task, cost, self.runtime.now())) is not None:
             if wait.reason == "spacing":
                 await self.runtime.sleep(wait.seconds)
             else:
-                await self._wait(wait.seconds, wait.reason, task)
+                await self._wait(wait.seconds, wait.reason, task, recheck=wait.recheck_s)
                 if self.config.poll_token_endpoint:
                     await self.sync(task)
+            if self.config.yield_turn and self.turn.outranked(rank):
+                self.turn.release()  # a call that goes first is waiting: let it ask first
+                await self.turn.acquire(rank)
         return self.tokens.reserve(task, cost, self.runtime.now())
 
-    async def _wait(self, seconds: float, reason: str, task: str, whole: bool = False) -> None:
+    async def _wait(self, seconds: float, reason: str, task: str, whole: bool = False,
+                    recheck: float = math.inf) -> None:
         """Wait for tokens, or give up per ``on_long_wait``. A policy's wait lasts one poll
-        interval at most, to look again; a 429's lasts as long as the envelope says
-        (`whole`), so the retry does not meet the same empty bucket."""
+        interval (or its `recheck`) at most, to look again; a 429's lasts as long as the
+        envelope says (`whole`), so the retry does not meet the same empty bucket."""
         limit = self.config.max_wait_s
         if limit is not None and seconds > limit and self.config.on_long_wait == "abort":
             raise WaitTooLong(f"{task}: {reason} wait of {_secs(seconds)} exceeds {_secs(limit)}")
         if not whole or math.isinf(seconds):
-            seconds = min(seconds, self.config.poll_interval_s)
+            seconds = min(seconds, self.config.poll_interval_s, recheck)
         await self.runtime.sleep(seconds)
 
     def _backoff(self, failures: int) -> float:

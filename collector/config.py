@@ -13,64 +13,17 @@ from __future__ import annotations
 import dataclasses
 import functools
 import math
-import tomllib
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import tomli_w
 
+from .parsing import (ConfigError, StepRule, base_type, coerce, is_optional, num_text,
+                      parse_assignment, read_toml_table)
 
-class ConfigError(ValueError):
-    """A config value, key, preset or file is not acceptable (one-line message)."""
-
-
-@dataclass(frozen=True)
-class StepRule:
-    """A number chosen by the refill rate, written ``"80<10,280"``.
-
-    That text reads "80 below 10 tokens/min, else 280"; steps are checked in
-    order, so ``"40<10,100<20,150"`` is a three-tier rule and ``"80"`` a constant.
-    """
-
-    steps: tuple[tuple[float, float], ...]
-    default: float
-
-    @classmethod
-    def parse(cls, text: str | int | float) -> StepRule:
-        if isinstance(text, (int, float)) and not isinstance(text, bool):
-            return cls((), float(text))
-        parts = [p.strip() for p in str(text).split(",")]
-        try:
-            steps = []
-            for part in parts[:-1]:
-                value, below = part.split("<")
-                steps.append((float(below), float(value)))
-            default = float(parts[-1])
-        except ValueError:
-            raise ConfigError(
-                f"bad rule {text!r}: expected e.g. '80<10,280' (80 below 10/min, else 280)"
-            ) from None
-        rates = [below for below, _ in steps]
-        if rates != sorted(rates) or len(set(rates)) != len(rates):
-            raise ConfigError(f"bad rule {text!r}: rate bounds must increase")
-        return cls(tuple(steps), default)
-
-    def at(self, rate: float) -> float:
-        for below, value in self.steps:
-            if rate < below:
-                return value
-        return self.default
-
-    def values(self) -> list[float]:
-        return [v for _, v in self.steps] + [self.default]
-
-    def __str__(self) -> str:
-        return ",".join([f"{_num(v)}<{_num(b)}" for b, v in self.steps] + [_num(self.default)])
-
-
-def _num(x: float) -> str:
-    return str(int(x)) if float(x).is_integer() else repr(float(x))
+__all__ = ["BATCH_KNOBS", "OFFERS_KNOBS", "Config", "ConfigError", "StepRule", "coerce",
+           "describe", "keys", "parse_assignment", "read_toml_table"]
 
 
 def _knob(default, help: str, check: str = "", choices: tuple = ()):
@@ -91,14 +44,15 @@ class Config:
     min_interval_s: float = _knob(1.0, "minimum spacing between two calls of one task", ">=0")
     min_token_threshold: float = _knob(
         20.0, "a call is allowed only while the pre-call estimate is at least this; "
-        "below it the manager enters recharge mode")
+        "below it the manager enters recharge mode (> 0 while recharge is on)")
     burst_threshold: StepRule = _knob(
         StepRule.parse("80<10,280"), "recharge target as a rule over the refill rate")
     max_deficit: float | None = _knob(None, "optional floor on the post-call estimate (e.g. -180)")
     low_cost_release: float | None = _knob(
         None, "while recharging, a call reserving at most low_cost_max goes once the estimate "
         "is at least this (the seed's later low-cost buffer: 20); unset: off")
-    low_cost_max: float = _knob(10.0, "the dearest call low_cost_release lets through", ">=0")
+    low_cost_max: float = _knob(10.0, "the dearest call low_cost_release and priority_pass "
+                                "let through", ">=0")
     recharge_timeout_s: float | None = _knob(
         3600.0, "leave recharge mode after this long whatever the balance (seed: 3600)", ">0")
     max_wait_s: float | None = _knob(None, "longest single wait a task accepts", ">0")
@@ -119,6 +73,44 @@ class Config:
     max_in_flight: int = _knob(
         1, "calls in flight at once on the key; the backfiller and the recent run work on "
         "this many chunks or batches at once (Keepa sets no limit; its Java client uses 4)", ">0")
+    recharge: bool = _knob(
+        True, "the seed policy's recharge mode: below min_token_threshold a call waits for the "
+        "burst target; false: the threshold stops no call (spacing and max_deficit remain)")
+    recharge_below_rate: float | None = _knob(
+        None, "recharge mode is entered and honoured only below this refill rate (the seed's "
+        "V7: 10); at and above it a call finding less than min_token_threshold waits for "
+        "min_token_threshold + recovery_buffer, or goes by priority_pass; unset: every rate",
+        ">0")
+    priority_pass: bool = _knob(
+        False, "where recharge_below_rate turns recharge off, a call reserving at most "
+        "low_cost_max goes below min_token_threshold if its post-call estimate is >= 0 (V7)")
+    recovery_buffer: float = _knob(
+        0.0, "where recharge_below_rate turns recharge off, a call the threshold stops waits "
+        "until the estimate is min_token_threshold plus this (V7: 5)", ">=0")
+    spacing_from: str = _knob(
+        "start", "min_interval_s is counted from when the task's last call left, or from when "
+        "its answer came (the seed's V7 stamped after the response, and not at all when "
+        "tokensLeft was 0)", choices=("start", "end"))
+    belief: str = _knob(
+        "projected", "the estimate: the last reading plus the refill since (a lump a minute "
+        "at refillIn's phase), the rate from every envelope; or last-reading, as the seed's "
+        "V7: the last tokensLeft as is (a 0 not applied), the rate from /token only, waits of "
+        "(target - estimate) / rate polled in two stages, to min_token_threshold, then to the "
+        "burst target", choices=("projected", "last-reading"))
+    on_429: str = _knob(
+        "retry", "a /product or /seller call answered 429: wait (wait_429) and send it again, "
+        "or drop it, as the seed's fetch functions did: a refused peek or full fetch loses "
+        "its deals, a refused seller lookup its seller; /deal pages are always retried",
+        choices=("retry", "drop"))
+    yield_turn: bool = _knob(
+        False, "a call waiting for its tokens steps aside, at each poll, for a call that goes "
+        "first in turn (new deals before the backlog, the backlog before refreshes); off: "
+        "the call that asked first keeps the turn until its tokens come")
+    batch_refill_s: float | None = _knob(
+        None, "ids per call: at most what this many seconds of refill buy at the learned "
+        "price per id (at least one), within the batch sizes set; deals per backfill chunk "
+        "likewise, at the peek's price; so a call never waits long for its tokens, nor holds "
+        "the others up; unset: the batch sizes set", ">0")
     # -- backfiller ----------------------------------------------------------
     backfill_period_s: float = _knob(1800.0, "backfiller schedule period (seed: */30)", ">0")
     chunk_size: int = _knob(4, "deals per backfill chunk (one commit each)", ">0")
@@ -129,6 +121,11 @@ class Config:
     commit_batch_size: int | None = _knob(
         None, "ASINs per full-fetch call of a chunk's peek survivors (the Smart Ingestor's "
         "COMMIT_BATCH_SIZE); unset: all of a peek's survivors in one call", ">0")
+    peek_batch_size: int | None = _knob(
+        None, "ASINs per backfill peek, set apart from the full fetch: a peek's survivors are "
+        "then full-fetched batch_size at a time (commit_batch_size if set), as the Smart "
+        "Ingestor peeks 50 and commits in fives; a peek never spans chunks, so raise "
+        "chunk_size with it; unset: peeks of batch_size, or scan_batch_size's chunk", ">0")
     trigger_recent_after_chunk: bool = _knob(
         False, "queue a recent-deals run after every backfill chunk (the seed's bug 3)")
     deal_page_reserved: float = _knob(10.0, "tokens reserved for a backfill /deal page", ">=0")
@@ -139,6 +136,9 @@ class Config:
         True, "full-fetch only the deals whose peek passes the filter (the seed skipped this "
         "until commit 21d4d2b, so its presets full-fetch every peeked deal)")
     seller_lookup: bool = _knob(True, "look up the buy-box seller of every stored deal")
+    seller_lookup_all: bool = _knob(
+        False, "look up the seller of every full-fetched deal, not only of those that pass "
+        "the filter (the seed's backfiller)")
     seller_cache_s: float | None = _knob(
         None, "look a seller up again only this long after its last lookup; unset: for "
         "every deal, as the seed did", ">0")
@@ -165,6 +165,10 @@ class Config:
         None, "the recent run paces itself: it reads the list once a page of new deals is "
         "expected at the rate it measured, or this long after its last read; unset: every "
         "period", ">0")
+    recent_read_share: float | None = _knob(
+        None, "a run that paces itself also reads the list once a read costs at most this "
+        "share of the refill since the last read (a page's price over share x rate), so "
+        "big plans read it often and small ones rarely; unset: off", ">0")
     recent_same_minute: bool = _knob(
         False, "also take the deals stamped in the watermark's own minute: Keepa's times are "
         "minutes, so those listed in that minute after the last read are otherwise skipped "
@@ -184,8 +188,42 @@ class Config:
         "keep the tokens below it")
     refresh_reserved_per_asin: float = _knob(1.0, "tokens reserved per ASIN for a light refresh "
                                              "(the full fetch's reservation with offers)", ">=0")
+    # -- janitor of stored deals ---------------------------------------------------
+    janitor_ttl_s: float | None = _knob(
+        None, "delete the stored deals not seen for this long (seen: stored, refreshed, or "
+        "listed on a /deal page the collector read; the seed's janitor: 259200, 72 h); no "
+        "tokens; unset: no janitor, deals stay for ever", ">0")
+    janitor_period_s: float = _knob(14400.0, "janitor schedule period (seed: every 4 h)", ">0")
+    # -- deployment ------------------------------------------------------------
+    restart_every_s: float | None = _knob(
+        None, "the collector crashes and restarts this often (the simulator's worker "
+        "restarts): its memory and any uncommitted chunk are lost, the storage and the "
+        "shared token state kept, and beat starts again; unset: never", ">0")
+    deploy_every_s: float | None = _knob(
+        None, "a deploy this often: a restart that also wipes the token state and forces a "
+        "recharge pause (the seed's deploy_update.sh); unset: never", ">0")
+    restart_random: bool = _knob(
+        False, "restarts and deploys come at random (exponential intervals with those means, "
+        "each from its own random stream) instead of like clockwork")
+    checkpoint: str = _knob(
+        "chunk", "when the backfiller saves its cursor: after every chunk (the seed from "
+        "39aa065) or only after a whole page of 150 deals (before it); deals are stored "
+        "per chunk either way", choices=("chunk", "page"))
     # -- scheduler, overheads and retries -------------------------------------
     workers: int = _knob(4, "worker slots (Celery concurrency)", ">0")
+    processes: int = _knob(
+        1, "collector processes on the key, each running one task run at a time with its own "
+        "client, belief and in-memory state (Celery prefork, seed: 4); above 1 they are the "
+        "worker slots and workers is not used; 1: one process runs up to workers runs at once",
+        ">0")
+    shared_belief: bool = _knob(
+        True, "with processes above 1, the processes share one token belief, as the seed's "
+        "Redis keys: reservations subtract from it, every reading overwrites it (the last "
+        "writer wins), one recharge flag; false: each process believes on its own")
+    lock_ttl_s: float | None = _knob(
+        None, "a task's lock expires this long after its run started, so a run that outlives "
+        "it lets a second instance of the task start (the seed's lock TTLs: 3600 s backfill, "
+        "1800 s recent); unset: the lock is held until the run ends", ">0")
     dispatch_overhead_s: float = _knob(0.5, "time to start a task run", ">=0")
     chunk_overhead_s: float = _knob(1.5, "fixed time per chunk besides calls (seed sleeps)", ">=0")
     commit_overhead_s: float = _knob(0.5, "time per storage commit", ">=0")
@@ -210,8 +248,8 @@ class Config:
                 str: isinstance(value, str),
                 StepRule: isinstance(value, StepRule),
             }
-            base = _base_type(kind)
-            if value is None and _optional(kind):
+            base = base_type(kind)
+            if value is None and is_optional(kind):
                 continue
             if not ok[base]:
                 raise ConfigError(f"{f.name}: expected {base.__name__}, got {value!r}")
@@ -220,9 +258,9 @@ class Config:
                 if math.isnan(x):
                     raise ConfigError(f"{f.name}: must be a number, got nan")
                 if f.metadata["check"] == ">0" and not x > 0:
-                    raise ConfigError(f"{f.name}: must be > 0, got {_num(x)}")
+                    raise ConfigError(f"{f.name}: must be > 0, got {num_text(x)}")
                 if f.metadata["check"] == ">=0" and not x >= 0:
-                    raise ConfigError(f"{f.name}: must be >= 0, got {_num(x)}")
+                    raise ConfigError(f"{f.name}: must be >= 0, got {num_text(x)}")
             if f.name in BATCH_KNOBS and max(numbers) > 100:
                 raise ConfigError(f"{f.name}: Keepa takes at most 100 ids a call, got {value}")
             if f.name in BATCH_KNOBS and not all(float(x).is_integer() for x in numbers):
@@ -233,6 +271,14 @@ class Config:
                 raise ConfigError(
                     f"{f.name}: must be one of {', '.join(map(str, f.metadata['choices']))}, "
                     f"got {value!r}")
+        if self.recharge and self.min_token_threshold <= 0:
+            raise ConfigError(
+                "min_token_threshold: must be > 0 while recharge is on (Keepa refuses a call "
+                "at a balance of 0 or less; recharge=false lifts the threshold), got "
+                f"{num_text(self.min_token_threshold)}")
+        if self.belief == "last-reading" and not self.poll_token_endpoint:
+            raise ConfigError("belief: last-reading sees the refill only on /token, so it "
+                              "needs poll_token_endpoint=true (it would wait for ever)")
 
     # -- building ------------------------------------------------------------
     @classmethod
@@ -284,30 +330,32 @@ class Config:
         return int(self.scan_batch_size.at(rate))
 
     def peek_batch_at(self, rate: float) -> int:
-        """ASINs per backfill peek at the refill rate `rate` (a scan batch is one peek)."""
+        """ASINs per backfill peek at the refill rate `rate`: ``peek_batch_size``, else a
+        scan batch is one peek, else ``batch_size``."""
+        if self.peek_batch_size is not None:
+            return self.peek_batch_size
         return self.batch_size if self.scan_batch_size is None else self.chunk_at(rate)
+
+    def full_batch(self) -> int | None:
+        """ASINs per full-fetch call of a backfill peek's survivors: ``commit_batch_size``;
+        else ``batch_size`` once ``peek_batch_size`` sets the peek apart; else None, all
+        of a peek's survivors in one call."""
+        if self.commit_batch_size is None and self.peek_batch_size is not None:
+            return self.batch_size
+        return self.commit_batch_size
 
 
 
 OFFERS_KNOBS = ("peek_offers", "full_offers")
 """Knobs sent as /product's ``offers``, which Keepa answers 405 outside 20..100."""
 BATCH_KNOBS = ("batch_size", "recent_batch_size", "refresh_batch_size", "seller_batch_size",
-               "scan_batch_size", "commit_batch_size")
+               "scan_batch_size", "commit_batch_size", "peek_batch_size")
 """Ids per call, which Keepa caps at 100 for /product and /seller."""
 
 
 @functools.cache
 def _hints() -> dict[str, object]:
     return typing.get_type_hints(Config)
-
-
-def _optional(kind) -> bool:
-    return type(None) in typing.get_args(kind)
-
-
-def _base_type(kind):
-    args = [a for a in typing.get_args(kind) if a is not type(None)]
-    return args[0] if args else kind
 
 
 def keys() -> list[str]:
@@ -317,53 +365,3 @@ def keys() -> list[str]:
 
 def describe(key: str) -> str:
     return next(f.metadata["help"] for f in dataclasses.fields(Config) if f.name == key)
-
-
-def coerce(kind, value, key: str):
-    """Turn a TOML value or command-line string into the knob's type."""
-    base = _base_type(kind)
-    if isinstance(value, str):
-        text = value.strip()
-        if _optional(kind) and text.lower() in ("", "none", "off"):
-            return None
-        try:
-            if base is bool:
-                if text.lower() not in _BOOLS:
-                    raise ValueError
-                return _BOOLS[text.lower()]
-            if base is int:
-                return int(text)
-            if base is float:
-                return float(text)
-        except ValueError:
-            raise ConfigError(f"{key}: expected {base.__name__}, got {value!r}") from None
-    if base is StepRule and not isinstance(value, StepRule):
-        return StepRule.parse(value)
-    if base is float and isinstance(value, int) and not isinstance(value, bool):
-        return float(value)
-    return value
-
-
-_BOOLS = {"true": True, "yes": True, "on": True, "1": True,
-          "false": False, "no": False, "0": False}
-
-
-def parse_assignment(text: str) -> tuple[str, str]:
-    key, sep, value = text.partition("=")
-    if not sep or not key.strip():
-        raise ConfigError(f"expected key=value, got {text!r}")
-    return key.strip(), value
-
-
-def read_toml_table(path: str | Path, table: str) -> dict:
-    """The named table of a TOML file, as a dict; a one-line error if unreadable."""
-    try:
-        data = tomllib.loads(Path(path).read_text())
-    except OSError as exc:
-        raise ConfigError(f"cannot read {path}: {exc.strerror}") from None
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"{path} is not valid TOML: {exc}") from None
-    section = data.get(table, {})
-    if not isinstance(section, dict):
-        raise ConfigError(f"{path}: [{table}] must be a table")
-    return dict(section)

@@ -19,6 +19,9 @@ DEAL_REACH = 10_000  # results a query reaches through paging, 150 a page
 SORT_NEWEST, SORT_SALES_RANK = 1, 3  # 2: absolute drop, 4: drop in percent
 DEAL_SORTS = (0, 1, 2, 3, 4, -2, -3, -4)  # 0: unset (sales rank); 1 is not invertible
 
+# -- /product and /seller -------------------------------------------------------------
+MAX_IDS = 100  # ASINs or seller ids one call takes at most
+
 # -- csv types: the index of each history in Product.csv, and of each value in the
 # arrays that use "Price Type indexing" (Stats.current, Deal.current, Deal.avg[i], ...)
 CSV_TYPES = (

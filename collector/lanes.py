@@ -34,6 +34,10 @@ class Slots:
         heapq.heappush(self._waiting, (rank, self._arrivals, signal))
         await signal  # the releaser handed its slot over: `held` already counts us
 
+    def outranked(self, rank: int) -> bool:
+        """Whether a waiter goes before `rank`."""
+        return bool(self._waiting) and self._waiting[0][0] < rank
+
     def release(self) -> None:
         if self._waiting:
             heapq.heappop(self._waiting)[2].fire()

@@ -2,6 +2,9 @@
 
 Both tasks use this one path; they differ only in whether they peek first
 (the backfiller does, the recent-deals updater does not, as in the seed).
+A call the client gives up on a 429 (``on_429 = "drop"``, `Refused`) loses
+what it was for, as the seed's fetch functions that returned nothing: a
+peek or a full fetch its deals, a seller lookup its seller.
 """
 
 from __future__ import annotations
@@ -9,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
+from .client import Refused
 from .config import Config
 from .keepa import NEW
 from .storage import StoredDeal
@@ -87,8 +91,11 @@ async def _fetch(ctx: Collector, task: str, asins: list[str], last_update: dict[
         batch = asins[start:start + batch_size]
         ctx.observer.on_examined(ctx.runtime.now(), task, len(batch))
         if peek:
-            peeked = await client.products(task, batch, config.peek_reserved_per_asin,
-                                           **peek_query(config))
+            try:
+                peeked = await client.products(task, batch, config.peek_reserved_per_asin,
+                                               **peek_query(config))
+            except Refused:
+                continue  # no full fetch for a failed peek
             if config.peek_filter:
                 batch = [p["asin"] for p in peeked if accepts(config, p)]
             else:
@@ -103,17 +110,24 @@ async def _fetch(ctx: Collector, task: str, asins: list[str], last_update: dict[
 
 async def _full_fetch(ctx: Collector, task: str, batch: list[str],
                       last_update: dict[str, int]) -> list[StoredDeal]:
-    """One full-fetch call of `batch`, the seller lookups of the deals worth keeping,
-    and those deals."""
+    """One full-fetch call of `batch`, the seller lookups of the deals worth keeping
+    (of every deal fetched with ``seller_lookup_all``), and those deals."""
     config, client = ctx.config, ctx.client
-    full = await client.products(task, batch, config.full_reserved_per_asin,
-                                 **full_query(config))
+    try:
+        full = await client.products(task, batch, config.full_reserved_per_asin,
+                                     **full_query(config))
+    except Refused:
+        return []
     worth = [product for product in full if accepts(config, product)]
     sellers = [buy_box_seller(product) for product in worth]
     if config.seller_lookup:
-        ids = ctx.sellers_due(seller for seller in sellers if seller)
+        looked = map(buy_box_seller, full) if config.seller_lookup_all else sellers
+        ids = ctx.sellers_due(seller for seller in looked if seller)
         for first in range(0, len(ids), config.seller_batch_size):
-            await client.sellers(task, ids[first:first + config.seller_batch_size])
+            try:
+                await client.sellers(task, ids[first:first + config.seller_batch_size])
+            except Refused:
+                pass  # the deals are stored all the same
     kept = []
     for product, seller in zip(worth, sellers):
         sell, buy = prices(product)

@@ -10,12 +10,28 @@ from __future__ import annotations
 
 from .config import Config, ConfigError
 
-SEED_AFTER = Config(peek_filter=False, recent_sort=4)
-"""The pipeline right after commit 3a05a87 (1 s spacing, chunk and batch 4, no trigger).
+SEED_PIPELINE = Config(peek_filter=False, recent_sort=4)
+"""The seed's pipeline of 2026-02-08 under the project's own token rules (1 s spacing,
+chunk and batch 4, no trigger).
 
 Its recent-deals updater paged with sortType 4 (``SORT_TYPE_LAST_UPDATE = 4`` in the
 seed's simple_task.py), which Keepa sorts by percent drop, not by last update
 (seed-system.md §5), so the watermark test stops at the first old deal of page 0."""
+
+SEED_CODE = {
+    "spacing_from": "end", "belief": "last-reading", "recharge_below_rate": 10.0,
+    "priority_pass": True, "recovery_buffer": 5.0, "on_429": "drop",
+    "seller_lookup_all": True,
+}
+"""Where the seed's code differs from the project's rules (seed-system.md §2.1, V7, the
+same at 4b053bc and 3a05a87 but for the spacing): the spacing counted from the previous
+answer; the last tokensLeft as the balance, the rate from /token, two-stage waits;
+recharge only below 10 tokens/min, a priority pass and a +5 recovery above; a 429'd
+/product or /seller call dropped, not retried (§5); a seller lookup for every fetched
+new deal (§1.4)."""
+
+SEED_AFTER = SEED_PIPELINE.updated(SEED_CODE)
+"""The pipeline right after commit 3a05a87, with its TokenManager's rules."""
 
 DEFAULT_PRESET = "seed-after"
 """The preset a command starts from when nothing names one (``collector live`` excepted)."""
@@ -27,7 +43,7 @@ PRESETS: dict[str, Config] = {
     }),
     "seed-after": SEED_AFTER,
     "fixed": Config(),
-    "reactive": SEED_AFTER.updated({
+    "reactive": SEED_PIPELINE.updated({
         "policy": "reactive", "min_interval_s": 0.0, "sync_on_start": False,
         "poll_token_endpoint": False,
     }),
@@ -37,16 +53,18 @@ PRESETS: dict[str, Config] = {
         recent_batch_size=100, seller_batch_size=100, seller_cache_s=86_400.0,
         recent_peek=True, recent_period_s=20.0,
         recent_max_interval_s=3600.0, recent_max_deals=100_000, recent_max_pages=67,
-        recent_same_minute=True,
+        recent_same_minute=True, recent_read_share=0.05, batch_refill_s=60.0, yield_turn=True,
         chunk_overhead_s=0.0),
 }
-"""Named starting points. ``fixed`` is seed-after with its two known faults mended: the
-peek filters (the seed's did not until commit 21d4d2b) and the recent-deals updater
-pages newest first (sortType 1). ``reactive`` is a community client that only honours
-429s. ``adaptive`` is ours: it spends tokens as they come on the prices Keepa charged
-(`collector.policies.AdaptivePolicy`), keeps up to 16 calls out, carries 100 ids a
-call, peeks at prices only, and reads the recent list when a page of new deals is due
-(at least hourly)."""
+"""Named starting points. ``fixed`` is the seed's pipeline under the project's token
+rules with its two known faults mended: the peek filters (the seed's did not until
+commit 21d4d2b) and the recent-deals updater pages newest first (sortType 1).
+``reactive`` is a community client that only honours 429s, on the seed's pipeline.
+``adaptive`` is ours: it spends tokens as they come on the prices Keepa charged
+(`collector.policies.AdaptivePolicy`), keeps up to 16 calls out, carries up to 100 ids
+a call but no more than a minute of refill buys, lets new deals' calls ask before the
+backlog's, peeks at prices only, and reads the recent list when a page of new deals is
+due or a read costs 5 % of the refill since the last (at least hourly)."""
 
 _CLIENT = {"policy": "reactive", "min_interval_s": 0.0, "sync_on_start": False,
            "poll_token_endpoint": False}

@@ -2,7 +2,10 @@
 
 `Storage` is the interface every backend implements; a chunk's deals and the
 cursor advance are one `commit`, so a crash never splits them. `MemoryStorage`
-serves the simulator; SQLite arrives with ``collector live``.
+serves the simulator; SQLite (`collector.live.sqlite`) serves ``collector live``.
+A deal is seen again when a store, a refresh or a /deal page the collector
+reads shows it; the janitor (`collector.janitor`) deletes the deals not seen
+for a while, as the seed's did.
 """
 
 from __future__ import annotations
@@ -51,6 +54,13 @@ class Storage(Protocol):
         """Up to `limit` stored deals whose data is at least `min_age_s` old, oldest first,
         as ``(asin, age of their offers in seconds)``."""
 
+    def seen(self, asins: Iterable[str], now: float) -> None:
+        """Those of `asins` that are stored were seen again at `now` (listed on a /deal
+        page the collector read); a store or a refresh counts as seen too."""
+
+    def expire(self, now: float, ttl_s: float) -> list[str]:
+        """Delete the stored deals last seen more than `ttl_s` before `now`; their ASINs."""
+
     def cursor(self) -> Cursor: ...
 
     def watermark(self) -> int | None: ...
@@ -62,7 +72,9 @@ class MemoryStorage:
     """Dict-backed storage: a commit is one Python call, so it is atomic here.
 
     `fetched_at` holds when each deal's data was last fetched, oldest first
-    (every store and refresh moves a deal to the end), so the stalest are at hand.
+    (every store and refresh moves a deal to the end), so the stalest are at hand;
+    `last_seen` likewise when each was last stored, refreshed or listed, so the
+    janitor's expired deals are at the front.
     """
 
     def __init__(self) -> None:
@@ -70,6 +82,7 @@ class MemoryStorage:
         self.first_seen: dict[str, float] = {}
         self.fetched_at: OrderedDict[str, float] = OrderedDict()
         self.offers_at: dict[str, float] = {}
+        self.last_seen: OrderedDict[str, float] = OrderedDict()
         self._cursor = Cursor()
         self._watermark: int | None = None
         self.commits = 0
@@ -92,8 +105,10 @@ class MemoryStorage:
     def refresh(self, rows: Sequence[tuple[str, int, int]], now: float, *,
                 offers: bool) -> None:
         for asin, buy, sell in rows:
-            self.deals[asin] = replace(self.deals[asin], buy_cents=buy, sell_cents=sell)
-            self._fetched(asin, now, offers)
+            deal = self.deals.get(asin)
+            if deal is not None:  # else the janitor deleted it while the call was out
+                self.deals[asin] = replace(deal, buy_cents=buy, sell_cents=sell)
+                self._fetched(asin, now, offers)
 
     def stale(self, now: float, min_age_s: float, limit: int) -> list[tuple[str, float]]:
         out = []
@@ -103,9 +118,30 @@ class MemoryStorage:
             out.append((asin, now - self.offers_at[asin]))
         return out
 
+    def seen(self, asins: Iterable[str], now: float) -> None:
+        last_seen = self.last_seen
+        for asin in asins:
+            if asin in last_seen:
+                last_seen[asin] = now
+                last_seen.move_to_end(asin)
+
+    def expire(self, now: float, ttl_s: float) -> list[str]:
+        gone = []
+        for asin, at in self.last_seen.items():
+            if now - at <= ttl_s:
+                break
+            gone.append(asin)
+        for asin in gone:
+            for table in (self.deals, self.first_seen, self.fetched_at, self.offers_at,
+                          self.last_seen):
+                del table[asin]
+        return gone
+
     def _fetched(self, asin: str, now: float, offers: bool) -> None:
         self.fetched_at[asin] = now
         self.fetched_at.move_to_end(asin)
+        self.last_seen[asin] = now
+        self.last_seen.move_to_end(asin)
         if offers:
             self.offers_at[asin] = now
 

@@ -61,6 +61,8 @@ class TokenManager:
         self._in_flight: dict[int, float] = {}  # ticket -> tokens reserved, for calls out
         self._outstanding = 0.0  # their sum
         self._tickets = 0
+        self._callers: dict[int, str] = {}  # ticket -> task, stamped at the answer (spacing_from)
+        self._as_read = config.belief == "last-reading"  # asked on every estimate: once here
 
     # -- learning --------------------------------------------------------------
     def observe(self, envelope: dict[str, Any] | None, now: float,
@@ -74,13 +76,27 @@ class TokenManager:
         call's reservation stays subtracted too: it may have been charged.
         A bad-key 400 answers with every token field zeroed: that is not a
         bucket reading (keepa-api.md §2), so a zero ``refillRate`` is ignored.
+
+        As the seed's V7 (``update_after_call``, which callers skipped on a
+        ``tokensLeft`` of 0): with ``spacing_from = "end"`` the answer stamps the
+        task's spacing; with ``belief = "last-reading"`` a call's reading gives the
+        balance only, as is, and only /token (no `ticket`) gives the rate.
         """
+        caller = None
         if ticket is not None:
             self._outstanding -= self._in_flight.pop(ticket)
+            caller = self._callers.pop(ticket, None)
             if not self._in_flight:
                 self._outstanding = 0.0  # no float residue once nothing is in flight
         if not envelope or "tokensLeft" not in envelope or not envelope.get("refillRate"):
             return False
+        if caller is not None and envelope["tokensLeft"]:
+            self.last_call[caller] = now
+        if ticket is not None and self._as_read:
+            if envelope["tokensLeft"]:
+                self._balance = float(envelope["tokensLeft"]) - self._outstanding
+                self._as_of = self._read_at = now
+            return True
         self.rate = float(envelope["refillRate"]) - float(envelope.get("tokenFlowReduction") or 0)
         self._balance = float(envelope["tokensLeft"]) - self._outstanding
         self._as_of = now
@@ -94,8 +110,11 @@ class TokenManager:
         the ticket settles it in `observe` when the answer comes."""
         self._balance = self.estimate(now) - cost
         self._as_of = now
-        self.last_call[task] = now
         self._tickets += 1
+        if self.config.spacing_from == "start":
+            self.last_call[task] = now
+        else:
+            self._callers[self._tickets] = task
         self._in_flight[self._tickets] = cost
         self._outstanding += cost
         return self._tickets
@@ -122,7 +141,10 @@ class TokenManager:
         return 0 if first > end else 1 + int((end - first) // 60.0)
 
     def estimate(self, now: float) -> float:
-        """Projected balance at `now`."""
+        """Projected balance at `now` (the last reading as is with ``belief = "last-reading"``,
+        as the seed's V7, which added no refill to it)."""
+        if self._as_read:
+            return self._balance
         if self._next_refill is None:
             gained = self.rate * max(0.0, now - self._as_of) / 60.0
         else:
@@ -132,12 +154,15 @@ class TokenManager:
         return max(self._balance, min(self._balance + gained, self.cap))
 
     def eta(self, target: float, now: float) -> float:
-        """Seconds until the projection reaches `target` (inf if above the cap)."""
+        """Seconds until the projection reaches `target` (inf if above the cap); with
+        ``belief = "last-reading"`` V7's ``ceil((target - T) / r x 60)``."""
         have = self.estimate(now)
         if have >= target:
             return 0.0
         if target > self.cap or self.rate <= 0:
             return math.inf
+        if self._as_read:
+            return float(math.ceil((target - have) / self.rate * 60.0))
         lumps = math.ceil((target - have) / self.rate)
         if self._next_refill is None:
             return (target - have) / self.rate * 60.0

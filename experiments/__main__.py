@@ -16,12 +16,13 @@ from pathlib import Path
 from collector.config import ConfigError
 from sim.executors import cores
 
-from . import e1_spacing, e2_chunking, e3_starvation, e4_diagnostic, e5_burst_target
+from . import (e1_spacing, e2_chunking, e3_starvation, e4_diagnostic, e5_burst_target,
+               e6_restarts)
 from .report import write_report
 from .runner import Context
 
 EXPERIMENTS = {1: e1_spacing, 2: e2_chunking, 3: e3_starvation, 4: e4_diagnostic,
-               5: e5_burst_target}
+               5: e5_burst_target, 6: e6_restarts}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -106,5 +106,7 @@ def _figure(rows, rules) -> Figure:
         ax.set_xlabel("refill rate learned from the envelope (tokens/min)")
         ax.set_ylabel("burst (recharge) target (tokens)")
         ax.set_title(f"manager's rule {rule}")
-        ax.legend(fontsize="small")
+    # one legend for both panels, below them: inside, it covered a point
+    fig.legend(*ax.get_legend_handles_labels(), loc="outside lower center", ncols=4,
+               fontsize="small")
     return fig

@@ -8,14 +8,14 @@ from pathlib import Path
 from .runner import Finding
 
 INTRO = """\
-# The seed's four findings, reproduced
+# The seed's findings, reproduced
 
 Each section asks one question the seed document (2026-02-08, "Fix Data
 Collection Stall") answered, runs the collector in simulation against the mock
 Keepa to answer it again, and says where the two agree. All runs are 24
-simulated hours with the mock's measured costs (a peek with offers=20 costs
-5-12 tokens per ASIN); means are over seeds, with 95 % intervals. Regenerate
-with `python -m experiments`.
+simulated hours (experiment 6: 48) with the mock's measured costs (a peek with
+offers=20 costs 5-12 tokens per ASIN); means are over seeds, with 95 % intervals.
+Regenerate with `python -m experiments`.
 """
 
 

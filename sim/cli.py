@@ -10,7 +10,7 @@ import click
 
 from collector.cli_support import OneLineGroup, config_options
 from sim.engine import simulate
-from sim.settings import build
+from sim.settings import build, plan_refill
 
 
 @click.group(cls=OneLineGroup, name="sim")
@@ -20,8 +20,8 @@ def main() -> None:
 
 @main.command()
 @config_options()
-@click.option("--refill", type=float, default=5.0, show_default=True,
-              help="Plan refill rate, tokens/minute.")
+@click.option("--refill", type=float, help="Plan refill rate, tokens/minute [default: the "
+              "config file's refill_rate; 5 for every preset].")
 @click.option("--hours", type=float, default=24.0, show_default=True, help="Simulated hours.")
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed for every draw.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
@@ -29,6 +29,7 @@ def main() -> None:
               help="Write the per-minute bucket samples to this CSV file.")
 def run(preset, config_file, assignments, refill, hours, seed, as_json, timeseries) -> None:
     """Run one simulation and print its summary."""
+    refill = plan_refill(refill, preset, config_file)
     config, scenario = build(preset, config_file, assignments, refill, hours, seed)
     result = simulate(config, scenario)
     if timeseries:
@@ -53,8 +54,8 @@ def write_samples(path: str, samples) -> None:
     try:
         with open(path, "w", newline="") as out:
             writer = csv.writer(out)
-            writer.writerow(["t_s", "server_balance", "estimate", "mode"])
-            writer.writerows((s.t, s.server_balance, round(s.estimate, 3), s.mode)
+            writer.writerow(["t_s", "server_balance", "estimate", "mode", "stored"])
+            writer.writerows((s.t, s.server_balance, round(s.estimate, 3), s.mode, s.stored)
                              for s in samples)
     except OSError as exc:
         raise click.ClickException(f"cannot write {path}: {exc.strerror}") from None
@@ -72,7 +73,8 @@ def render(s: dict, hours: float, refill: float) -> str:
         f"{fmt(s['token_calls'])} /token",
         f"  tokens            {fmt(s['tokens_consumed'])} charged of "
         f"{fmt(s['tokens_generated'])} generated; utilization {s['token_utilization']:.1%}; "
-        f"{fmt(s['tokens_lost_to_cap'])} lost to the cap",
+        f"{fmt(s['tokens_lost_to_cap'])} lost to the cap"
+        + (f"; {fmt(s['token_deficit'])} owed at the end" if s["token_deficit"] else ""),
         f"  reserved/actual   {fmt(s['tokens_reserved'])} reserved against "
         f"{fmt(s['tokens_consumed'])} charged",
         f"  bucket            min {fmt(s['min_balance'])}, {s['http_429']} x 429, "
@@ -92,6 +94,10 @@ def render(s: dict, hours: float, refill: float) -> str:
     for name, t in s["tasks"].items():
         lines.append(f"    {name:<15} {t['calls_per_minute']:9.2f} {t['tokens_consumed']:7.0f}"
                      f" {t['deals_stored']:7d} {t['runs']:5d} {t['skipped']:8d}")
+    if "restarts" in s:  # sim.restarts: only when restarts or deploys are scheduled
+        lines.append(f"  restarts          {s['restarts']} ({s['deploys']} deploys); "
+                     f"{s['unread_calls']} calls left in flight, {fmt(s['unread_tokens'])} "
+                     "tokens charged unread")
     lines.append(f"  wall              {s['wall_s']:.2f} s")
     return "\n".join(lines)
 

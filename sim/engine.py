@@ -5,7 +5,7 @@ from __future__ import annotations
 import gc
 import time
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import simpy
 
@@ -15,7 +15,7 @@ from collector.storage import MemoryStorage
 from sim.bound import bound, bound_figures
 from sim.keepa import DealMarket, MockKeepa
 from sim.recorder import Recorder, Sample
-from sim.runtime import SimRuntime
+from sim.restarts import Lives
 from sim.settings import Scenario
 
 START_MS = 1_770_508_800_000  # 2026-02-08T00:00Z, the day of the seed's stall
@@ -25,12 +25,14 @@ GC_EVERY = 50_000  # allocations between young-generation collections during a r
 
 @dataclass
 class Run:
-    """A finished run: the summary and what it was made from."""
+    """A finished run: the summary and what it was made from; `collector` is its last
+    life, `restarts` when each crash came, as (time s, "restart" or "deploy")."""
 
     summary: dict
     recorder: Recorder
     collector: Collector
     server: MockKeepa
+    restarts: list[tuple[float, str]] = field(default_factory=list)
 
 
 def simulate(config: Config, scenario: Scenario) -> Run:
@@ -57,29 +59,30 @@ def _simulate(config: Config, scenario: Scenario) -> Run:
     env = simpy.Environment()
     market = DealMarket(scenario.market, scenario.seed, START_MS)
     server = MockKeepa(scenario.server, market, scenario.seed, START_MS)
-    runtime = SimRuntime(env, server, START_MS, scenario.seed)
     recorder = Recorder()
-    collector = Collector(runtime, config, MemoryStorage(), recorder)
-    collector.start()
+    lives = Lives(env, server, MemoryStorage(), recorder, config, scenario.seed, START_MS)
     horizon_ms = round(scenario.hours * 3_600_000)
-    env.process(_sample(env, server, collector, recorder))
+    env.process(_sample(env, server, lives, recorder))
     env.run(until=horizon_ms)
     market.advance(START_MS + horizon_ms)
     server.bucket.advance(START_MS + horizon_ms)
     arrived = {a: (ms - START_MS) / 1000 for a, ms in market.arrived_ms.items()}
-    summary = recorder.summary(horizon_ms / 1000, server.bucket, arrived)
+    summary = recorder.summary(horizon_ms / 1000, server.bucket, arrived) | lives.figures()
     stored = list(dict.fromkeys(asin for _, asin in recorder.stored))
     summary |= bound_figures(summary, bound(config, server, horizon_ms / 1000, stored,
                                             summary["deals_processed"]))
     summary["wall_s"] = time.perf_counter() - wall
-    return Run(summary, recorder, collector, server)
+    return Run(summary, recorder, lives.collector, server, lives.events)
 
 
-def _sample(env: simpy.Environment, server: MockKeepa, collector: Collector, recorder: Recorder):
-    """Once a simulated minute: the server's balance beside the client's estimate."""
+def _sample(env: simpy.Environment, server: MockKeepa, lives: Lives, recorder: Recorder):
+    """Once a simulated minute: the server's balance beside the client's estimate, and
+    the deals stored (`MemoryStorage.count` is a dict's length: no query)."""
     while True:
         now_s = env.now / 1000
+        collector = lives.collector  # the life running now
         server.bucket.advance(START_MS + env.now)
         recorder.samples.append(Sample(now_s, server.bucket.balance,
-                                       collector.tokens.estimate(now_s), collector.tokens.mode))
+                                       collector.tokens.estimate(now_s), collector.tokens.mode,
+                                       collector.storage.count()))
         yield env.timeout(SAMPLE_S * 1000)

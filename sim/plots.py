@@ -5,10 +5,12 @@
   point, with the 95 % interval over the seeds as a band; the dashed line is
   the mean over every value of the other knobs.
 - ``heatmap_A_B``: deals per hour over two knobs, one panel per refill rate,
-  the other knobs again at the rate's best point.
+  the other knobs again at the rate's best point; each cell's label black or
+  white by the cell's luminance.
 - ``sawtooth_refillR``: server balance and client estimate over time for the
   best and the worst run at each rate, re-run from their configs (runs are
-  deterministic, so the re-run is the stored run).
+  deterministic, so the re-run is the stored run); the server's line on top,
+  the legend beside the axes.
 - ``pareto``: each point's throughput against recent-deal freshness (p95),
   with the front of points no other point beats on both.
 - ``fraction_of_bound`` (``sim compare``): the share of the bound each preset
@@ -155,7 +157,7 @@ def heatmap(points, best, spec: Spec, a, b):
             if np.isnan(value):
                 continue
             ax.text(j, i, f"{value:.1f}", ha="center", va="center", fontsize="x-small",
-                    color="white")
+                    color=text_colour(image.cmap(image.norm(value))))
         ax.set_xticks(range(len(xs)), [_fmt(v) for v in xs])
         ax.set_yticks(range(len(ys)), [_fmt(v) for v in ys])
         ax.set_xlabel(label(a.keys))
@@ -165,6 +167,14 @@ def heatmap(points, best, spec: Spec, a, b):
                      fontsize="medium")
         fig.colorbar(image, ax=ax, label=f"{THROUGHPUT} (mean of {len(spec.seeds)} seeds)")
     return fig
+
+
+def text_colour(rgba) -> str:
+    """Black or white, whichever reads better on a cell of colour `rgba`: black on a
+    cell whose relative luminance (WCAG 2) is above 0.179, where the two contrast alike."""
+    linear = [c / 12.92 if c <= 0.04045 else ((c + 0.055) / 1.055) ** 2.4 for c in rgba[:3]]
+    luminance = 0.2126 * linear[0] + 0.7152 * linear[1] + 0.0722 * linear[2]
+    return "black" if luminance > 0.179 else "white"
 
 
 def sawtooth(table, spec: Spec, jobs: dict, refill):
@@ -178,9 +188,11 @@ def sawtooth(table, spec: Spec, jobs: dict, refill):
         samples = simulate(job.config, job.scenario).recorder.samples
         ax = fig.add_subplot(2, 1, n)
         t = [s.t / 3600 for s in samples]
-        ax.step(t, [s.server_balance for s in samples], where="post", lw=0.8,
-                label="server balance (truth)")
-        ax.plot(t, [s.estimate for s in samples], lw=0.8, label="client estimate (belief)")
+        # the truth on top of the belief: where they agree, the server's line shows
+        ax.step(t, [s.server_balance for s in samples], where="post", lw=1.0, color="C0",
+                zorder=3, label="server balance (truth)")
+        ax.plot(t, [s.estimate for s in samples], lw=0.8, color="C1", ls=(0, (4, 2)),
+                zorder=2, label="client estimate (belief)")
         ax.axhline(job.config.burst_target(refill), ls="--", color="grey", lw=0.8,
                    label="burst target")
         ax.axhline(job.config.min_token_threshold, ls=":", color="grey", lw=0.8,
@@ -189,7 +201,8 @@ def sawtooth(table, spec: Spec, jobs: dict, refill):
                      f"seed {_fmt(row['seed'])} ({_others(row, spec)})", fontsize="medium")
         ax.set_xlabel("simulated time (h)")
         ax.set_ylabel("balance (tokens)")
-        ax.legend(fontsize="small", loc="upper right")
+        ax.legend(fontsize="small", loc="upper left", bbox_to_anchor=(1.01, 1.0),
+                  borderaxespad=0)  # beside the axes, covering none of the data
     return fig
 
 

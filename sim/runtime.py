@@ -51,14 +51,20 @@ class _Signal:
 
 
 def _drive(coroutine: Coroutine) -> Generator[simpy.Event, Any, Any]:
-    """A SimPy process body that runs `coroutine` to completion."""
+    """A SimPy process body that runs `coroutine` to completion, or until the process
+    is interrupted (its collector crashed, ``sim.restarts``): then the coroutine is
+    closed where it waits, so its ``finally`` clauses run and nothing after them."""
     send, value = coroutine.send, None
     while True:
         try:
             event = send(value)
         except StopIteration as stop:
             return stop.value
-        value = yield event
+        try:
+            value = yield event
+        except simpy.Interrupt:
+            coroutine.close()
+            return None
 
 
 def answer(status: int, body: dict | str) -> Response:
@@ -77,12 +83,12 @@ class SimRuntime:
     """Virtual time and an in-process mock Keepa, for the collector."""
 
     def __init__(self, env: simpy.Environment, server: MockKeepa, start_ms: int, seed: int,
-                 key: str = "sim"):
+                 key: str = "sim", rng: random.Random | None = None):
         self.env = env
         self.server = server
         self.start_ms = start_ms
         self.key = key
-        self.rng = random.Random(f"{seed}/client")
+        self.rng = rng or random.Random(f"{seed}/client")  # a later life goes on with its stream
 
     def now(self) -> float:
         return self.env.now / 1000.0

@@ -22,6 +22,7 @@ import signal
 import sys
 import threading
 import time
+import traceback
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -88,7 +89,7 @@ def start(scenario: Scenario, host: str = "127.0.0.1", port: int = 0, *,
     handler = type("Handler", (_Handler,), {"served": served, "clock": staticmethod(clock),
                                             "log": log})
     try:
-        httpd = ThreadingHTTPServer((host, port), handler)
+        httpd = _Server((host, port), handler)
     except OSError as exc:
         raise ConfigError(f"cannot listen on {host}:{port}: {exc.strerror}") from None
     httpd.daemon_threads = True
@@ -99,6 +100,15 @@ def start(scenario: Scenario, host: str = "127.0.0.1", port: int = 0, *,
                                      name="sim-serve", daemon=True)
     served.thread.start()
     return served
+
+
+class _Server(ThreadingHTTPServer):
+    def handle_error(self, request, client_address) -> None:
+        """A request that raised: its traceback on stderr, as socketserver prints it, with
+        any key blanked (a traceback's locals and messages may quote the query)."""
+        text = _KEY.sub(r"\1***", traceback.format_exc())
+        key = self.RequestHandlerClass.served.mock.settings.key
+        sys.stderr.write(text.replace(key, "***") if key else text)
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -178,15 +188,29 @@ class _Handler(BaseHTTPRequestHandler):
 @click.command()
 @click.option("--refill", type=float, default=5.0, show_default=True,
               help="Refill rate, tokens/minute.")
-@click.option("--port", type=int, default=8700, show_default=True, help="Port; 0 picks a free one.")
+@click.option("--port", type=click.IntRange(0, 65535), default=8700, show_default=True,
+              help="Port; 0 picks a free one.")
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to bind.")
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed for every draw.")
-@click.option("--key", help="The only access key accepted (default: any).")
+@click.option("--key", help="The only access key accepted (default: any). Visible in the "
+              "process list: prefer --key-file.")
+@click.option("--key-file", type=click.Path(dir_okay=False),
+              help="File holding the only access key accepted (stripped).")
 @click.option("--set", "assignments", multiple=True, metavar="server.KEY=VALUE",
               help="Change the mock: server.KEY or market.KEY (repeatable).")
 @click.option("--quiet", is_flag=True, help="No per-request log lines.")
-def serve(refill, port, host, seed, key, assignments, quiet) -> None:
-    """Serve the mock Keepa over HTTP on the real clock until Ctrl-C."""
+def serve(refill, port, host, seed, key, key_file, assignments, quiet) -> None:
+    """Serve the mock Keepa over HTTP on the real clock until Ctrl-C.
+
+    It listens on the loopback address unless --host says otherwise: the mock
+    has no authentication worth the name and answers any key by default.
+    """
+    if key is not None and key_file is not None:
+        raise ConfigError("give --key or --key-file, not both")
+    if key_file is not None:
+        from collector.live.main import read_key_file
+
+        key = read_key_file(key_file)
     collector, world = split_overrides(assignments)
     if collector:
         raise ConfigError(f"serve takes server.KEY and market.KEY only, got '{next(iter(collector))}'")

@@ -72,6 +72,12 @@ def split_overrides(assignments: Iterable[str]) -> tuple[dict[str, str], dict[st
     return collector, world
 
 
+def plan_refill(given: float | None, preset: str | None, config_file: str | None) -> float:
+    """The plan's refill rate: ``--refill`` if given, else the ``refill_rate`` of the
+    config file (or preset), so a config written at one rate runs at that rate."""
+    return given if given is not None else Config.load(preset, config_file).refill_rate
+
+
 def build(preset: str | None, config_file: str | None, assignments: Iterable[str],
           refill: float, hours: float, seed: int) -> tuple[Config, Scenario]:
     """The config and scenario that ``sim run``'s options describe."""

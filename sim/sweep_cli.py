@@ -18,7 +18,7 @@ from sim import compare as comparing
 from sim import tune as tuning
 from sim.executors import cores, executor
 from sim.grid import DEFAULT_GRID, IN_FLIGHT_AXIS, default_grid, parse_axis, parse_values
-from sim.settings import PREFIXES
+from sim.settings import PREFIXES, plan_refill
 from sim.store import Store
 from sim.sweep import METRIC, Spec, aggregate, resolve_base, run_sweep, spec_from_options
 
@@ -62,8 +62,9 @@ def executor_options(func):
 
 @click.command()
 @config_options()
-@click.option("--refill", "refill_text", default="5", show_default=True,
-              help="Refill rate(s), tokens/minute: 5, a list 5,20,60, or a range.")
+@click.option("--refill", "refill_text",
+              help="Refill rate(s), tokens/minute: 5, a list 5,20,60, or a range [default: "
+              "the config file's refill_rate; 5 for every preset].")
 @click.option("--grid", multiple=True, metavar="KEY=VALUES",
               help="Sweep a knob (repeatable): chunk_size=1,2,4, a range 1:64:x2 (geometric) "
               "or 0:60:+15 (arithmetic); a+b=VALUES sets both keys alike; separate step rules "
@@ -83,7 +84,8 @@ def executor_options(func):
 def sweep(preset, config_file, assignments, refill_text, grid, hours, seeds, out, workers,
           scheduler, fmt, plots, top) -> None:
     """Run a grid of configs at one or more refill rates; store, rank and plot the results."""
-    refills = parse_refills(refill_text)
+    refills = (parse_refills(refill_text) if refill_text is not None
+               else [plan_refill(None, preset, config_file)])
     spec = spec_from_options(preset, config_file, assignments, grid, refills, hours, seeds,
                              default_grid(refills))
     store = run_stored(spec, out, "sweep", refills, workers, scheduler)
@@ -162,8 +164,8 @@ def best_configs(table, spec, top: int) -> str:
 
 
 @click.command()
-@click.option("--refill", type=float, default=5.0, show_default=True,
-              help="The plan's refill rate, tokens/minute.")
+@click.option("--refill", type=float, help="The plan's refill rate, tokens/minute [default: "
+              "the --base file's refill_rate; 5 for every preset].")
 @click.option("--base", default="fixed", show_default=True,
               help="Starting config: a preset (" + ", ".join(PRESETS) + ") or a TOML file. "
               "Knobs outside the search keep its values. The seed's own presets page recent "
@@ -206,6 +208,7 @@ def tune(refill, base, assignments, grid, objective, minimize, constraints, budg
     preset, config_file = (base, None) if base in PRESETS else (None, base)
     if config_file and not Path(config_file).is_file():
         raise ConfigError(f"--base {base}: neither a preset ({', '.join(PRESETS)}) nor a file")
+    refill = plan_refill(refill, preset, config_file)
     axes = tuple(parse_axis(text) for text in (grid or default_grid([refill])))
     checks = tuple(tuning.Constraint.parse(c)
                    for c in (constraints or tuning.DEFAULT_CONSTRAINTS))

@@ -98,3 +98,58 @@ def test_the_recent_run_reads_the_list_once_a_page_of_new_deals_is_due():
     assert pace.rate == pytest.approx(0.1)
     assert not pace.due(200 + 1400, 3600) and pace.due(200 + 1500, 3600)
     assert pace.due(200 + 100, 50) and not pace.due(200 + 100, 1e9)  # or the longest wait
+
+
+def test_a_recent_run_goes_on_fetching_while_one_lane_reads_the_list():
+    """A big plan reads the list again every 20 s while listed deals wait; the listing
+    (here tens of pages) is one lane's work, and the other lanes' full fetches go on
+    meanwhile instead of draining first."""
+    config, scenario = build("adaptive", None, ["market.arrivals_per_hour=60000"], 1000, 0.5, 0)
+    calls = simulate(config, scenario).recorder.calls
+    pages = sorted(c.t for c in calls if c.task == "recent" and c.path == "deal")
+    listings, start = [], pages[0]  # pages less than 5 s apart belong to one listing
+    for before, after in zip(pages, pages[1:]):
+        if after - before > 5:
+            listings.append((start, before))
+            start = after
+    long = [(a, b) for a, b in listings if b - a > 10]
+    fetched = [c.t for c in calls if c.task == "recent" and c.path == "product"]
+    during = sum(any(a < t < b for t in fetched) for a, b in long)
+    assert long and during > len(long) / 4  # the old run drained its lanes first: none
+
+
+def test_batches_are_what_a_minute_of_refill_buys_at_the_learned_price():
+    from collector.batching import fit
+    from collector.callmodel import kind
+    from collector.client import product_params
+    from collector.pipeline import full_query
+    from collector.presets import preset_config
+    from collector.tokens import TokenManager
+
+    config = preset_config("adaptive")
+    tokens = TokenManager(config.updated({"refill_rate": 20}))
+    assert fit(tokens, 100, full_query, 8.0) == 2  # 20 tokens a minute at the guess of 8 an ASIN
+    call = kind("product", product_params((), **full_query(config)))
+    tokens.calls.learn(call, 4, 60.0, 5.0)
+    assert fit(tokens, 100, full_query, 8.0) == 1  # learned: 15 an ASIN
+    tokens.rate = 4000
+    assert fit(tokens, None, full_query, 8.0) == 100 and fit(tokens, 30, full_query, 8.0) == 30
+    unsized = TokenManager(config.updated({"batch_refill_s": "none"}))
+    assert fit(unsized, None, full_query, 8.0) is None
+
+
+@pytest.mark.parametrize("refill, off", [(20, "yield_turn=false"), (60, "recent_read_share=none")])
+def test_new_deals_are_fresher_for_the_same_deals(refill, off):
+    """Where the market binds, letting new deals' calls ask before the backlog's, and
+    reading the list at a share of the refill, store as many deals, sooner."""
+    on, without = summary(refill, 24), summary(refill, 24, off)
+    assert on["deals_stored"] >= without["deals_stored"]
+    assert on["freshness_p95_s"] < 0.8 * without["freshness_p95_s"]
+
+
+def test_small_batches_keep_the_backlog_going_when_new_deals_ask_first():
+    """At 5 tokens/min, calls of 100 ASINs wait long for their tokens and new deals' calls
+    overtake them: batches of a minute's refill store more deals."""
+    sized, fixed = summary(5, 24), summary(5, 24, "batch_refill_s=none")
+    assert sized["deals_stored"] > 1.02 * fixed["deals_stored"]
+    assert sized["fraction_of_bound"] >= 0.95

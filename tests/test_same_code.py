@@ -21,7 +21,7 @@ from sim.keepa import DealMarket, MarketSettings, MockKeepa, ServerSettings
 from sim.runtime import SimRuntime
 from sim.transport import MockTransport, wall_ms
 
-CONFIG = Config.load("seed-after", overrides=[
+CONFIG = Config.load("fixed", overrides=[
     "refill_rate=600", "min_interval_s=0.02", "poll_token_endpoint=false",
     "chunk_overhead_s=0", "commit_overhead_s=0", "dispatch_overhead_s=0", "peek_filter=true"])
 MARKET = MarketSettings(backlog=32, arrivals_per_hour=0)  # 23 calls with seed 11

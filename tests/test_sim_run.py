@@ -63,14 +63,15 @@ def test_the_fix_pays_once_the_spacing_binds(sim_json):
 
 def test_starvation_trigger_takes_tokens_from_the_backfiller(sim_json):
     """seed-before queues a recent run after every chunk, and each run that starts
-    spends a /deal page that finds nothing new. Measured at 5 tokens/min: 472 runs
-    against 96, backfill tokens 0.73x, deals stored 0.77x."""
+    spends a /deal page that finds nothing new. Measured at 5 tokens/min under the seed's
+    own TokenManager rules (`collector.presets.SEED_CODE`): backfill tokens 0.84x, deals
+    stored 0.88x (0.73x and 0.77x under the project's rules, before issue 13)."""
     plain = sim_json("--preset", "seed-before", "--set", "trigger_recent_after_chunk=false")
     triggered = sim_json("--preset", "seed-before")
     assert (triggered["tasks"]["backfill"]["tokens_consumed"]
-            < 0.8 * plain["tasks"]["backfill"]["tokens_consumed"])
+            < 0.9 * plain["tasks"]["backfill"]["tokens_consumed"])
     assert triggered["tasks"]["recent"]["runs"] > 3 * plain["tasks"]["recent"]["runs"]
-    assert triggered["deals_per_hour"] < 0.85 * plain["deals_per_hour"]
+    assert triggered["deals_per_hour"] < 0.95 * plain["deals_per_hour"]
 
 
 @pytest.mark.parametrize("args, needle", [
@@ -120,5 +121,5 @@ def test_timeseries_csv(sim, tmp_path):
     out = tmp_path / "ts.csv"
     assert sim("run", "--hours", "2", "--timeseries", str(out)).exit_code == 0
     lines = out.read_text().splitlines()
-    assert lines[0] == "t_s,server_balance,estimate,mode"
+    assert lines[0] == "t_s,server_balance,estimate,mode,stored"
     assert len(lines) == 1 + 120

@@ -21,7 +21,7 @@ from collector.tokens import RECHARGING, TokenManager
 from sim.keepa import DealMarket, MarketSettings, MockKeepa, ServerSettings
 from sim.transport import MockTransport, wall_ms
 
-CONFIG = Config.load("seed-after", overrides=[
+CONFIG = Config.load("fixed", overrides=[
     "chunk_overhead_s=0", "commit_overhead_s=0", "dispatch_overhead_s=0", "min_interval_s=0",
     "refill_rate=60", "recharge_timeout_s=none"])
 

@@ -17,7 +17,7 @@ def envelope(left, rate=5, refill_in=30_000, **extra):
 
 
 def manager(**overrides) -> TokenManager:
-    return TokenManager(Config.load("seed-after", overrides=[f"{k}={v}" for k, v in
+    return TokenManager(Config.load("fixed", overrides=[f"{k}={v}" for k, v in
                                                              overrides.items()]))
 
 

@@ -5,8 +5,9 @@ reused; bodies come gzipped and every call has timeouts. The contract with the
 client (``collector.client``) is narrow: an HTTP answer becomes a `Response`
 (its body None unless it is a JSON object, as Keepa's 500/503 pages are not),
 and no answer at all (refused, reset, dropped, timed out, undecodable) becomes
-a `TransportError` whose text has been through the `Redactor`, never chained
-to httpx's exception, which holds the URL and so the key.
+a `TransportError` whose text has been through the `Redactor`, neither chained
+to httpx's exception nor raised while it is handled (so not its context either):
+that exception holds the request, its URL and so the key.
 """
 
 from __future__ import annotations
@@ -56,8 +57,11 @@ class HttpTransport:
                                           params={"key": self.key, **request.params})
             content = reply.content
         except httpx.HTTPError as exc:
-            raise TransportError(self.redact(f"{type(exc).__name__}: {exc}".rstrip(": "))) from None
-        return Response(reply.status_code, _json_object(content))
+            failure = self.redact(f"{type(exc).__name__}: {exc}".rstrip(": "))
+        else:
+            return Response(reply.status_code, _json_object(content))
+        # raised out here, so not even its __context__ holds httpx's exception (and the URL)
+        raise TransportError(failure) from None
 
     async def close(self) -> None:
         await self.client.aclose()

@@ -1,12 +1,14 @@
 """Where a live run's lines go: stderr and an optional log file, as text or JSON.
 
 Every line passes through the `Redactor` on its way out. ``--quiet`` keeps
-only warnings and errors on stderr; the log file always gets every line.
+only warnings and errors on stderr; the log file always gets every line, and
+is created readable by its owner only, as the database is.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import sys
 import time
 from typing import Any, TextIO
@@ -16,6 +18,10 @@ from collector.config import ConfigError
 from .redact import Redactor
 
 LOUD = ("warning", "error")
+
+
+def _owner_only(path: str, flags: int) -> int:
+    return os.open(path, flags, 0o600)
 
 
 def stamp(epoch: float) -> str:
@@ -32,7 +38,7 @@ class LiveLog:
         self.file: TextIO | None = None
         if path is not None:
             try:
-                self.file = open(path, "a", encoding="utf-8")
+                self.file = open(path, "a", encoding="utf-8", opener=_owner_only)
             except OSError as exc:
                 raise ConfigError(f"cannot write log file {path}: {exc.strerror}") from None
 

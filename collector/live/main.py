@@ -57,17 +57,23 @@ class LiveOptions:
 def read_key(key_file: str | None) -> str:
     """The API key from `key_file`, else from ``KEEPA_API_KEY``; never from the command line."""
     if key_file is not None:
-        try:
-            key = Path(key_file).read_text(encoding="utf-8").strip()
-        except (OSError, UnicodeDecodeError) as exc:
-            raise ConfigError(f"cannot read key file {key_file}: "
-                              f"{getattr(exc, 'strerror', None) or 'not text'}") from None
-        if not key:
-            raise ConfigError(f"key file {key_file} is empty")
-        return key
+        return read_key_file(key_file)
     key = os.environ.get("KEEPA_API_KEY", "").strip()
     if not key:
         raise ConfigError("no API key: set KEEPA_API_KEY or pass --key-file FILE")
+    return key
+
+
+def read_key_file(path: str) -> str:
+    """The key held in the file at `path`, surrounding whitespace stripped (a key given
+    this way stays out of the process list); ``sim serve --key-file`` reads it here too."""
+    try:
+        key = Path(path).read_text(encoding="utf-8").strip()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"cannot read key file {path}: "
+                          f"{getattr(exc, 'strerror', None) or 'not text'}") from None
+    if not key:
+        raise ConfigError(f"key file {path} is empty")
     return key
 
 

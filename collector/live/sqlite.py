@@ -4,8 +4,9 @@ The embedded default (one file, WAL mode, so ``collector status`` can read
 while a collector writes). Tables:
 
 - ``deals``: one row per ASIN (upsert): where it was first found (backfill or
-  recent), first and last stored (wall-clock epoch seconds), how often it was
-  stored, and what the collector kept of it;
+  recent), when first stored and last seen (stored, refreshed or listed on a
+  /deal page the collector read; wall-clock epoch seconds; the janitor deletes
+  by it), how often it was stored, and what the collector kept of it;
 - ``progress``: the backfill cursor and the recent-deals watermark;
 - ``runs``: one row per ``collector live`` run: pid, start, heartbeat, end and
   outcome, the API URL (redacted), the config, the TokenManager's last belief
@@ -21,6 +22,7 @@ from __future__ import annotations
 import json
 import os
 import sqlite3
+import stat
 import time
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
@@ -94,6 +96,10 @@ UPDATE deals SET buy_cents = ?, sell_cents = ?, last_seen = ?, fetched_at = ?,
 WHERE asin = ?
 """
 
+SEEN = "UPDATE deals SET last_seen = ? WHERE asin = ?"
+
+EXPIRE = "DELETE FROM deals WHERE last_seen < ? RETURNING asin"
+
 ADDED_COLUMNS = {"fetched_at": "REAL", "offers_at": "REAL"}
 """Columns newer than the first schema, added to an older database when it is opened."""
 
@@ -131,6 +137,7 @@ class SQLiteStorage:
                 self.db = sqlite3.connect(f"{self.path.resolve().as_uri()}?mode=ro", uri=True,
                                           isolation_level=None)
             else:
+                owner_only(self.path)
                 self.db = sqlite3.connect(self.path, isolation_level=None)
                 self.db.execute("PRAGMA journal_mode = WAL")
                 self.db.execute("PRAGMA synchronous = FULL")
@@ -152,6 +159,7 @@ class SQLiteStorage:
                 self.db.execute(f"ALTER TABLE deals ADD COLUMN {name} {kind}")
                 self.db.execute(f"UPDATE deals SET {name} = last_seen")
         self.db.execute("CREATE INDEX IF NOT EXISTS deals_fetched ON deals (fetched_at)")
+        self.db.execute("CREATE INDEX IF NOT EXISTS deals_seen ON deals (last_seen)")
 
     @contextmanager
     def _transaction(self, kind: str = "IMMEDIATE") -> Iterator[sqlite3.Connection]:
@@ -210,6 +218,17 @@ class SQLiteStorage:
             "LIMIT ?", (wall - min_age_s, limit))
         return [(asin, wall - (offers_at or 0.0)) for asin, offers_at in rows]
 
+    def seen(self, asins: Iterable[str], now: float) -> None:
+        wall = self.clock()
+        with self._transaction() as db:
+            db.executemany(SEEN, [(wall, asin) for asin in asins])
+
+    def expire(self, now: float, ttl_s: float) -> list[str]:
+        """One DELETE, as the seed's janitor (which also VACUUMed after 1000 rows; SQLite
+        reuses the freed pages, so this does not)."""
+        with self._transaction() as db:
+            return [asin for (asin,) in db.execute(EXPIRE, (self.clock() - ttl_s,)).fetchall()]
+
     def cursor(self) -> Cursor:
         page, index = self.db.execute("SELECT cursor_page, cursor_index FROM progress").fetchone()
         return Cursor(page, index)
@@ -223,6 +242,11 @@ class SQLiteStorage:
     # -- for status and tests ----------------------------------------------------------
     def count_by_source(self) -> dict[str, int]:
         return dict(self.db.execute("SELECT source, COUNT(*) FROM deals GROUP BY source"))
+
+    def count_since(self, t: float) -> int:
+        """Deals first stored at or after `t` (epoch seconds, this storage's clock)."""
+        return self.db.execute("SELECT COUNT(*) FROM deals WHERE first_seen >= ?",
+                               (t,)).fetchone()[0]
 
     def deals(self) -> dict[str, tuple[str, int]]:
         """ASIN -> (source, times stored), for every stored deal."""
@@ -278,6 +302,29 @@ class SQLiteStorage:
         if run is not None:
             query, args = query + " WHERE run_id = ?", (run,)
         return list(self.db.execute(query + " ORDER BY id", args))
+
+
+def owner_only(path: Path) -> None:
+    """Make the database at `path` readable by its owner only (0600), before SQLite opens it.
+
+    A missing file is created empty with mode 0600 (SQLite takes an empty file for a
+    new database); an existing one, and any -wal or -shm file beside it, loses its
+    group and other bits. SQLite creates the -wal and -shm files later with the main
+    file's mode, so they are 0600 too. A file this user may not chmod is left as it is.
+    """
+    try:
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+    except FileExistsError:
+        pass
+    except OSError:
+        return  # SQLite says why it cannot open it
+    for file in (path, *(path.with_name(path.name + end) for end in ("-wal", "-shm"))):
+        try:
+            mode = stat.S_IMODE(file.stat().st_mode)
+            if mode & 0o077:
+                file.chmod(mode & 0o700)
+        except OSError:
+            pass
 
 
 def _alive(pid: int) -> bool:

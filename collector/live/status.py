@@ -21,7 +21,6 @@ from collector.tokens import RECHARGING, TokenManager
 from .sqlite import STALE_S, SQLiteStorage
 
 
-
 def report(db: str, now: float | None = None) -> dict[str, Any]:
     """The status of the collector database `db` at `now` (epoch seconds)."""
     now = time.time() if now is None else now
@@ -37,24 +36,31 @@ def report(db: str, now: float | None = None) -> dict[str, Any]:
                 else now / 60 - KEEPA_EPOCH_MINUTES - watermark,
                 "alive": False, "run": None, "tokens": None}
             run = storage.last_run()
+            # from the deals themselves, not the counters of the last heartbeat (up to
+            # 2 s old, so "0 by this run" beside deals it had already stored)
+            new = None if run is None else storage.count_since(run.started_at)
     finally:
         storage.close()
     if run is None:
         return out
-    out["alive"] = run.ended_at is None and now - run.heartbeat_at < STALE_S
+    alive = out["alive"] = run.ended_at is None and now - run.heartbeat_at < STALE_S
+    # a run that is over was up until it ended, or (killed) until its last heartbeat
+    until = now if alive else run.ended_at or run.heartbeat_at
     out["run"] = {"id": run.id, "pid": run.pid, "started_at": run.started_at,
-                  "up_s": now - run.started_at, "heartbeat_age_s": now - run.heartbeat_at,
+                  "up_s": until - run.started_at, "heartbeat_age_s": now - run.heartbeat_at,
                   "ended_at": run.ended_at, "outcome": run.outcome, "api_url": run.api_url,
-                  "domain": run.domain, **run.stats}
+                  "domain": run.domain, **run.stats, "new_deals": new}
     if run.stats.get("last_call_at") is not None:
         out["run"]["last_call_age_s"] = now - run.stats["last_call_at"]
     if run.belief is not None:
         config = Config().updated(run.config)
         tokens = TokenManager.restore(config, run.belief)
         state = tokens.state(now).as_dict()
-        wait = POLICIES[config.policy]().decide(tokens, "status", 0.0, now)
-        state["next_call_s"] = 0.0 if wait is None else wait.seconds
-        state["next_call_reason"] = None if wait is None else wait.reason
+        state["next_call_s"] = state["next_call_reason"] = None  # no collector, no call
+        if alive:
+            wait = POLICIES[config.policy]().decide(tokens, "status", 0.0, now)
+            state["next_call_s"] = 0.0 if wait is None else wait.seconds
+            state["next_call_reason"] = None if wait is None else wait.reason
         out["tokens"] = state
     return out
 
@@ -74,21 +80,24 @@ def render(status: dict[str, Any]) -> str:
         lines.append(f"collector   not running: run {run['id']} (pid {run['pid']}) stopped "
                      f"heartbeating {_ago(run['heartbeat_age_s'])} without ending (killed?)")
     if tokens is not None:
-        eta = "now (spending)" if tokens["mode"] != RECHARGING else _when(tokens["eta_s"])
-        resume = ("now" if tokens["next_call_reason"] is None
-                  else f"{_when(tokens['next_call_s'])} ({tokens['next_call_reason']})")
-        lines += [
-            f"tokens      {tokens['mode']}: estimate {tokens['estimate']:,.0f}, target "
+        mode = tokens["mode"] if status["alive"] else f"stopped while {tokens['mode']}"
+        lines.append(
+            f"tokens      {mode}: estimate {tokens['estimate']:,.0f}, target "
             f"{tokens['target']:,.0f}, recharge below {tokens['min_threshold']:,.0f}, "
-            f"refill {tokens['rate']:g}/min",
-            f"next burst  {eta}; next call {resume}",
-        ]
+            f"refill {tokens['rate']:g}/min")
+        if not status["alive"]:
+            lines.append("next burst  none: the collector is not running")
+        else:
+            eta = "now (spending)" if tokens["mode"] != RECHARGING else _when(tokens["eta_s"])
+            resume = ("now" if tokens["next_call_reason"] is None
+                      else f"{_when(tokens['next_call_s'])} ({tokens['next_call_reason']})")
+            lines.append(f"next burst  {eta}; next call {resume}")
     if run is not None and "last_call_age_s" in run:
         lines.append(f"last call   {_ago(run['last_call_age_s'])}: {run['last_call']}")
     by_source = ", ".join(f"{k} {v:,}" for k, v in sorted(status["by_source"].items()))
     lines.append(f"deals       {status['deals_stored']:,} stored"
                  + (f" ({by_source})" if by_source else "")
-                 + (f"; {run['stored']:,} by this run" if run and "stored" in run else ""))
+                 + (f"; {run['new_deals']:,} first stored by run {run['id']}" if run else ""))
     cursor = status["cursor"]
     lines.append(f"cursor      page {cursor['page']}, index {cursor['index']}")
     lag = status["watermark_lag_min"]

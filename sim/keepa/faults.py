@@ -4,9 +4,10 @@ Server errors with non-JSON bodies at a rate per status, outage windows,
 dropped connections (the server did the work and charged it; the answer is
 lost, as a client-side timeout still costs tokens), slow responses, offer
 fetches that fail (1 token, history only), noise on the reported
-``refillRate``, and an opt-in "lockout below -N" rule that no Keepa document
-states. Each kind draws from its own seeded stream, so switching one on
-leaves the others' draws alone.
+``refillRate`` (off by up to N in every envelope, or the true rate with now
+and then a spike of another value, or both), and an opt-in "lockout below -N"
+rule that no Keepa document states. Each kind draws from its own seeded
+stream, so switching one on leaves the others' draws alone.
 """
 
 from __future__ import annotations
@@ -16,6 +17,9 @@ from dataclasses import dataclass
 from http import HTTPStatus
 
 from .errors import SettingsError
+
+RATE_FLOOR = 1  # the least refillRate the noise reports: a whole rate above 0, which
+# the client does not discard as the all-zero envelope of a refused key
 
 
 @dataclass(frozen=True)
@@ -29,6 +33,8 @@ class FaultSettings:
     slow_ms: int
     offers_fail: float
     rate_noise: float
+    rate_spike_share: float
+    rate_spike: float
     lockout_below: float | None
     lockout_ms: int
 
@@ -79,7 +85,7 @@ class Faults:
         self.s = settings
         self.start_ms = start_ms
         self.rng = {kind: random.Random(f"{seed}/fault/{kind}")
-                    for kind in ("errors", "drop", "slow", "offers", "noise")}
+                    for kind in ("errors", "drop", "slow", "offers", "noise", "spike")}
         self.locked_until: int | None = None
 
     def failure(self, now_ms: int) -> int | None:
@@ -105,10 +111,17 @@ class Faults:
         return bool(self.s.offers_fail) and self.rng["offers"].random() < self.s.offers_fail
 
     def reported_rate(self, rate: float) -> float:
-        if not self.s.rate_noise:
-            return rate
-        return max(0.0, round(rate + self.rng["noise"].uniform(-self.s.rate_noise,
-                                                                self.s.rate_noise)))
+        """The ``refillRate`` an envelope reports for the true `rate`: with ``rate_noise``
+        N, `rate` + U(-N, N) rounded, never below `RATE_FLOOR`; in a ``rate_spike_share``
+        of envelopes, ``rate_spike`` instead. Each draws for every envelope while it is
+        on, so switching one on leaves the other's draws alone."""
+        s = self.s
+        if s.rate_noise:
+            rate = max(RATE_FLOOR, round(rate + self.rng["noise"].uniform(-s.rate_noise,
+                                                                           s.rate_noise)))
+        if s.rate_spike_share and self.rng["spike"].random() < s.rate_spike_share:
+            rate = s.rate_spike
+        return rate
 
     # -- lockout (opt-in, not documented by Keepa) --------------------------------------
     def locked(self, now_ms: int) -> bool:

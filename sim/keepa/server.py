@@ -2,7 +2,8 @@
 
 A request is handled in two steps, as the real server must (keepa-api.md
 §3.4): `MockKeepa.begin` checks the key and the parameters (400, 402, 404,
-405), admits the call if the balance is > 0 (else 429, nothing charged),
+405), admits the call if the balance is > 0 (else 429, nothing charged; ``/token``
+is always admitted, as Keepa answers it on an empty bucket),
 builds the answer and its *actual* cost and draws the latency;
 `MockKeepa.finish`, called when that latency has passed, charges the cost and
 writes the envelope. Admitted calls in flight are all charged, so the balance
@@ -58,6 +59,7 @@ class ServerSettings:
     expired: bool = False  # the key's plan lapsed: every call is a 402
     offers_max_asins: int = 100  # the Java client's "max 20 ASINs with offers", if set to 20
     deal_empty_free: bool = False  # a /deal page with no results costs nothing (unverified)
+    token_cost: float = 0.0  # what a GET /token costs: free per Keepa (§1.3); the seed assumed 1
     # -- time (§1.2: offers calls take 2-20 s)
     latency: bool = True  # simulate processing time
     latency_scale: float = 1.0  # multiply every processing time
@@ -69,16 +71,21 @@ class ServerSettings:
     slow_s: float = 30.0
     offers_fail: float = 0.0  # share of products whose offer fetch fails: 1 token, history only
     rate_noise: float = 0.0  # the reported refillRate is off by up to this, tokens/minute
+    rate_spike_share: float = 0.0  # share of envelopes whose refillRate is `rate_spike` ...
+    rate_spike: float = 12.0  # ... instead (the seed once read 12 on a 5/min plan)
     lockout_below: float | None = None  # not Keepa's: below -N the key gets only 429s ...
     lockout_s: float = 86_400.0  # ... for this long
 
     def __post_init__(self) -> None:
-        for name in ("drop", "slow", "offers_fail"):
+        for name in ("drop", "slow", "offers_fail", "rate_spike_share"):
             if not 0 <= getattr(self, name) <= 1:
                 raise SettingsError(f"server.{name}: must be between 0 and 1")
-        for name in ("flow_reduction", "latency_scale", "slow_s", "rate_noise", "lockout_s"):
+        for name in ("flow_reduction", "latency_scale", "slow_s", "rate_noise", "lockout_s",
+                     "token_cost"):
             if getattr(self, name) < 0:
                 raise SettingsError(f"server.{name}: must be >= 0")
+        if not self.rate_spike > 0:
+            raise SettingsError("server.rate_spike: must be > 0")
         if not 1 <= self.offers_max_asins <= 100:
             raise SettingsError("server.offers_max_asins: must be between 1 and 100")
         if self.lockout_below is not None and self.lockout_below < 0:
@@ -89,9 +96,10 @@ class ServerSettings:
         """The faults switched on, or None when there are none (the fast path)."""
         faults = FaultSettings(parse_errors(self.errors), parse_windows(self.outages), self.drop,
                                self.slow, round(self.slow_s * 1000), self.offers_fail,
-                               self.rate_noise, self.lockout_below, round(self.lockout_s * 1000))
+                               self.rate_noise, self.rate_spike_share, self.rate_spike,
+                               self.lockout_below, round(self.lockout_s * 1000))
         switched = (faults.errors, faults.outages, faults.drop, faults.slow, faults.offers_fail,
-                    faults.rate_noise, faults.lockout_below is not None)
+                    faults.rate_noise, faults.rate_spike_share, faults.lockout_below is not None)
         return faults if any(switched) else None
 
 
@@ -220,7 +228,7 @@ class MockKeepa:
 
     # -- endpoints: a parser (raises Reject) and a handler -> (payload, cost, latency ms) --
     def _token(self, query, now_ms):
-        return {}, 0.0, self._latency("token")
+        return {}, self.settings.token_cost, self._latency("token")
 
     def _deal(self, query: DealQuery, now_ms: int):
         cached = self._deal_cache.get(query.cache_key)
