@@ -6,8 +6,10 @@ reserve the estimated cost, send, learn the envelope (settling the
 reservation), give the slot back, report the call, then act on the status:
 200 returns the body, 429 waits as the envelope says and sends the *same*
 request again (with ``on_429 = "drop"`` a /product or /seller call gives up),
-5xx and dropped connections back off (capped, jittered, bounded), anything
-else is a final error.
+5xx, dropped connections and a 200 whose body is not a JSON object back off
+(capped, jittered, bounded, one observer line each; so does a 429 without a
+usable envelope, besides its wait), anything else is a final error. An envelope `TokenManager.flaw` finds garbled is not adopted, and
+said so in one line; the answer's data is used all the same.
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ from .events import CallRecord, Observer
 from .lanes import Slots
 from .policies import POLICIES
 from .runtime import Request, Runtime, TransportError
-from .tokens import TokenManager
+from .tokens import TokenManager, finite_number
 
 
 TURN = {"recent": 0, "backfill": 1, "refresh": 2}
@@ -106,6 +108,9 @@ class KeepaClient:
             return
         now = self.runtime.now()
         self.tokens.observe(response.body, now)
+        if self.tokens.rejected:
+            self.observer.on_task(now, task, "malformed",
+                                  f"/token: {self.tokens.rejected}; reading ignored")
         self._report(now, task, "token", 0, 0.0, response.status, response.body)
 
     # -- the one path every call takes ----------------------------------------------
@@ -136,27 +141,36 @@ class KeepaClient:
                     detail = _error_text(body)
                 now = self.runtime.now()
                 # a 400 envelope is zeroed: never a reading
-                self.tokens.observe(body if status != 400 else None, now, ticket)
+                read = self.tokens.observe(body if status != 400 else None, now, ticket)
+                flaw = self.tokens.rejected
             finally:
                 self.slots.release()
+            if status == 200 and body is None:  # truncated, or a proxy's page: not Keepa's
+                status, detail = 0, "HTTP 200 with a body that is not a JSON object"
             self._report(now, task, path, items, reserved, status, body)
             if status == 200:
-                body = body or {}
+                if flaw:  # (any other answer's line says it: `_failed`)
+                    self.observer.on_task(now, task, "malformed",
+                                          f"/{path}: HTTP 200: {flaw}; reading ignored")
                 consumed = body.get("tokensConsumed")
-                if isinstance(consumed, (int, float)) and not isinstance(consumed, bool):
+                if finite_number(consumed):
                     calls.learn(call, items, consumed, now - sent)
                 return body
             if status == 429:
                 if self.config.on_429 == "drop" and path in ("product", "seller"):
                     raise Refused(f"/{path}: HTTP 429 {detail}".rstrip(), status)
-                await self._wait(self.policy.after_429(self.tokens, now), "429 retry", task,
-                                 whole=True)
+                wait = self.policy.after_429(self.tokens, now)
+                if read:  # Keepa answered: the failures before it were not in a row
+                    failures = 0
+                else:  # it says nothing of the bucket (a proxy's?): back off as well
+                    failures += 1
+                    wait = max(wait, self._failed(failures, task, path, status,
+                                                  flaw or detail or "without an envelope", now))
+                await self._wait(wait, "429 retry", task, whole=True)
                 continue
             if status in (0, 500, 502, 503, 504):
                 failures += 1
-                if self.config.max_retries is not None and failures > self.config.max_retries:
-                    raise ApiError(f"/{path}: gave up after {failures} failures ({detail})", status)
-                await self.runtime.sleep(self._backoff(failures))
+                await self.runtime.sleep(self._failed(failures, task, path, status, detail, now))
                 continue
             raise ApiError(f"/{path}: HTTP {status} {detail}".rstrip(), status, fatal=True)
 
@@ -188,6 +202,20 @@ class KeepaClient:
             seconds = min(seconds, self.config.poll_interval_s, recheck)
         await self.runtime.sleep(seconds)
 
+    def _failed(self, failures: int, task: str, path: str, status: int, detail: str,
+                now: float) -> float:
+        """The backoff after the `failures`-th failed answer in a row, said in one line;
+        past ``max_retries`` the call gives up (not fatal: the task's next run tries again)."""
+        what = detail if status == 0 else f"HTTP {status} {detail}".rstrip()
+        limit = self.config.max_retries
+        if limit is not None and failures > limit:
+            raise ApiError(f"/{path}: gave up after {failures} failures ({what})", status)
+        wait = self._backoff(failures)
+        self.observer.on_task(now, task, "retry", f"/{path}: {what}; retrying in {wait:.1f} s "
+                              f"(failure {failures} of "
+                              f"{'unlimited' if limit is None else limit + 1})")
+        return wait
+
     def _backoff(self, failures: int) -> float:
         """The wait after the `failures`-th failure in a row, by ``backoff``."""
         config, n = self.config, min(failures, 64)  # the cap binds long before 2^64
@@ -200,7 +228,8 @@ class KeepaClient:
                 status: int, body: dict | None) -> None:
         body = body or {}
         self.observer.on_call(CallRecord(now, task, path, items, reserved, status,
-                                         body.get("tokensConsumed"), body.get("tokensLeft")))
+                                         _figure(body.get("tokensConsumed")),
+                                         _figure(body.get("tokensLeft"))))
 
 
 def product_params(asins: Sequence[str], *, offers: int, stats_days: int, history: bool,
@@ -224,6 +253,12 @@ def _error_text(body: dict | None) -> str:
     if isinstance(error, dict):
         return f"{error.get('type', '')}: {error.get('message', '')}".strip(": ")
     return ""
+
+
+def _figure(value: Any) -> float | None:
+    """An envelope's count as reported, or None if it is not a finite number: observers
+    add these up, and a garbled one must not stop them."""
+    return value if finite_number(value) else None
 
 
 def _secs(seconds: float) -> str:

@@ -255,8 +255,8 @@ class Config:
                 raise ConfigError(f"{f.name}: expected {base.__name__}, got {value!r}")
             numbers = value.values() if base is StepRule else [value] if base in (int, float) else []
             for x in numbers:
-                if math.isnan(x):
-                    raise ConfigError(f"{f.name}: must be a number, got nan")
+                if not math.isfinite(x):
+                    raise ConfigError(f"{f.name}: must be a finite number, got {x}")
                 if f.metadata["check"] == ">0" and not x > 0:
                     raise ConfigError(f"{f.name}: must be > 0, got {num_text(x)}")
                 if f.metadata["check"] == ">=0" and not x >= 0:
@@ -265,6 +265,8 @@ class Config:
                 raise ConfigError(f"{f.name}: Keepa takes at most 100 ids a call, got {value}")
             if f.name in BATCH_KNOBS and not all(float(x).is_integer() for x in numbers):
                 raise ConfigError(f"{f.name}: must be whole numbers of ids, got {value}")
+            if f.name in AT_MOST and value > AT_MOST[f.name]:
+                raise ConfigError(f"{f.name}: must be at most {AT_MOST[f.name]}, got {value}")
             if f.name in OFFERS_KNOBS and value and not 20 <= value <= 100:
                 raise ConfigError(f"{f.name}: Keepa takes 0 (no offers) or 20 to 100, got {value}")
             if f.metadata["choices"] and value not in f.metadata["choices"]:
@@ -351,6 +353,8 @@ OFFERS_KNOBS = ("peek_offers", "full_offers")
 BATCH_KNOBS = ("batch_size", "recent_batch_size", "refresh_batch_size", "seller_batch_size",
                "scan_batch_size", "commit_batch_size", "peek_batch_size")
 """Ids per call, which Keepa caps at 100 for /product and /seller."""
+AT_MOST = {"max_in_flight": 1000, "processes": 1000}
+"""Far above any plan's use; a mistyped 10**9 would otherwise build that many lanes."""
 
 
 @functools.cache

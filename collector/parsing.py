@@ -97,7 +97,10 @@ def coerce(kind, value, key: str):
         except ValueError:
             raise ConfigError(f"{key}: expected {base.__name__}, got {value!r}") from None
     if base is StepRule and not isinstance(value, StepRule):
-        return StepRule.parse(value)
+        try:
+            return StepRule.parse(value)
+        except ConfigError as exc:
+            raise ConfigError(f"{key}: {exc}") from None
     if base is float and isinstance(value, int) and not isinstance(value, bool):
         return float(value)
     return value

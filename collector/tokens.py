@@ -23,6 +23,12 @@ from .callmodel import CallModel
 from .config import Config
 from .events import Observer
 
+SANE_FACTOR = 10  # a reading beyond 10 full buckets either side of zero is garbled
+
+PHASE_SLACK_MS = 1000.0
+"""How far two readings may place the minute's refill apart before the client takes the
+server for one that refills continuously (`TokenManager._continuous`)."""
+
 SPENDING = "spending"
 RECHARGING = "recharging"
 
@@ -61,6 +67,9 @@ class TokenManager:
         self._in_flight: dict[int, float] = {}  # ticket -> tokens reserved, for calls out
         self._outstanding = 0.0  # their sum
         self._tickets = 0
+        self.rejected = ""  # why the last envelope was not adopted (`flaw`), if it was not
+        self.continuous = False  # the server was seen to refill token by token (`_continuous`)
+        self._phase: float | None = None  # ms into the minute of the lumps, by the first reading
         self._callers: dict[int, str] = {}  # ticket -> task, stamped at the answer (spacing_from)
         self._as_read = config.belief == "last-reading"  # asked on every estimate: once here
 
@@ -75,7 +84,9 @@ class TokenManager:
         not in it, so their reservations stay subtracted. Without a reading the
         call's reservation stays subtracted too: it may have been charged.
         A bad-key 400 answers with every token field zeroed: that is not a
-        bucket reading (keepa-api.md §2), so a zero ``refillRate`` is ignored.
+        bucket reading (keepa-api.md §2), so a zero ``refillRate`` is ignored;
+        nor is a garbled envelope (`flaw`): the belief stays as it was, and
+        `rejected` says why ("" after any other answer).
 
         As the seed's V7 (``update_after_call``, which callers skipped on a
         ``tokensLeft`` of 0): with ``spacing_from = "end"`` the answer stamps the
@@ -88,7 +99,9 @@ class TokenManager:
             caller = self._callers.pop(ticket, None)
             if not self._in_flight:
                 self._outstanding = 0.0  # no float residue once nothing is in flight
-        if not envelope or "tokensLeft" not in envelope or not envelope.get("refillRate"):
+        self.rejected = self.flaw(envelope)
+        if self.rejected or not envelope or "tokensLeft" not in envelope \
+                or not envelope.get("refillRate"):
             return False
         if caller is not None and envelope["tokensLeft"]:
             self.last_call[caller] = now
@@ -102,8 +115,59 @@ class TokenManager:
         self._as_of = now
         self._read_at = now
         refill_in = envelope.get("refillIn")
-        self._next_refill = now + refill_in / 1000.0 if refill_in is not None else None
+        self._next_refill = (None if refill_in is None or self._continuous(envelope, refill_in)
+                             else now + refill_in / 1000.0)
         return True
+
+    def _continuous(self, envelope: dict[str, Any], refill_in: float) -> bool:
+        """Whether the server refills token by token rather than a lump a minute. Lumps
+        come at one point of the minute, so every reading's ``timestamp + refillIn`` falls
+        there; a server that refills continuously reports the time to its next token, and
+        that point moves. Once a reading puts it more than `PHASE_SLACK_MS` from where the
+        first did, the projection adds the refill continuously (no `_next_refill`), so a
+        429 waits for the deficit at the rate, not for a minute's lump that never comes."""
+        stamp = envelope.get("timestamp")
+        if not self.continuous and finite_number(stamp):
+            phase = (stamp + refill_in) % 60_000
+            if self._phase is None:
+                self._phase = phase  # the first reading's: lumps keep to it
+            drift = abs(phase - self._phase)
+            self.continuous = min(drift, 60_000 - drift) > PHASE_SLACK_MS
+        return self.continuous
+
+    def flaw(self, envelope: dict[str, Any] | None) -> str:
+        """Why `envelope` is not a reading to adopt, or "" if it is one (or carries none:
+        no envelope, or the all-zero one of a refused key).
+
+        Every token field must be a finite number; ``refillRate`` may not be negative,
+        ``refillIn`` (if there) must lie within a minute, and ``tokensLeft`` within
+        `SANE_FACTOR` buckets either side of zero, a bucket being 60 x the largest rate
+        this client knows of (the envelope's, its belief's, its config's): so a garbled
+        reading (``"abc"``, 1e12) never becomes the belief, while a noisy reported rate
+        or a deep but real deficit still does.
+        """
+        if not envelope:
+            return ""
+        if "tokensLeft" not in envelope:
+            return "no tokensLeft"
+        left, rate = envelope["tokensLeft"], envelope.get("refillRate")
+        refill_in, flow = envelope.get("refillIn"), envelope.get("tokenFlowReduction")
+        for name, value in (("tokensLeft", left), ("refillRate", rate)):
+            if not finite_number(value):
+                return f"{name} {value!r} is not a number"
+        for name, value in (("refillIn", refill_in), ("tokenFlowReduction", flow)):
+            if value is not None and not finite_number(value):
+                return f"{name} {value!r} is not a number"
+        if rate < 0:
+            return f"refillRate {rate!r} is negative"
+        if not rate:  # all zero is a refused key's envelope (keepa-api.md §2): no fault
+            return "" if not left else "refillRate is 0"
+        if refill_in is not None and not 0 <= refill_in <= 60_000:
+            return f"refillIn {refill_in!r} ms is not within a minute"
+        bound = SANE_FACTOR * 60.0 * max(rate, self.rate, self.config.refill_rate)
+        if not -bound <= left <= bound:
+            return f"tokensLeft {left!r} is beyond +-{bound:,.0f}"
+        return ""
 
     def reserve(self, task: str, cost: float, now: float) -> int:
         """Take `cost` off the estimate as the call leaves (the server decides the rest);
@@ -242,3 +306,10 @@ class TokenManager:
             eta_s=self.eta(target, now) if self.mode == RECHARGING else 0.0,
             last_reading_age_s=None if self._read_at is None else now - self._read_at,
         )
+
+
+def finite_number(value: Any) -> bool:
+    """A finite int or float (not a bool, a string or NaN): what a token field must be.
+    Asked of every envelope's fields, so written without calls: ``type`` is exactly int
+    or float (a bool's is bool), and ``x - x`` is 0 only for a finite x."""
+    return type(value) in (int, float) and value - value == 0

@@ -7,6 +7,7 @@ other key is the collector's (``collector.config``). One parser for both.
 from __future__ import annotations
 
 import dataclasses
+import math
 import typing
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -16,6 +17,8 @@ from sim.keepa import MarketSettings, ServerSettings
 from sim.keepa.errors import SettingsError
 
 PREFIXES = ("server", "market")
+MARKET_AT_MOST = {"backlog": 10_000_000, "arrivals_per_hour": 1_000_000, "sellers": 10_000_000}
+"""A mistyped extra zero or three would otherwise fill the memory before the run starts."""
 
 
 @dataclass(frozen=True)
@@ -28,10 +31,16 @@ class Scenario:
     market: MarketSettings = field(default_factory=MarketSettings)
 
     def __post_init__(self) -> None:
-        if not self.hours > 0:
-            raise ConfigError(f"hours: must be > 0, got {self.hours}")
+        if not 0 < self.hours < math.inf:
+            raise ConfigError(f"hours: must be > 0 and finite, got {self.hours}")
         if not self.server.rate > 0:
             raise ConfigError(f"refill rate: must be > 0, got {self.server.rate}")
+        if not self.market.sellers > 0:
+            raise ConfigError("market.sellers: must be > 0")
+        for name, most in MARKET_AT_MOST.items():
+            if getattr(self.market, name) > most:
+                raise ConfigError(f"market.{name}: must be at most {most:,} (memory grows "
+                                  "with the market)")
         for name in ("backlog", "arrivals_per_hour", "roughness_min"):
             if getattr(self.market, name) < 0:
                 raise ConfigError(f"market.{name}: must be >= 0")
@@ -57,6 +66,8 @@ def _replace(obj, prefix: str, changes: dict[str, object]):
         if name not in hints or name == "rate":
             raise ConfigError(f"unknown config key '{prefix}.{name}'")
         typed[name] = coerce(hints[name], value, f"{prefix}.{name}")
+        if isinstance(typed[name], float) and not math.isfinite(typed[name]):
+            raise ConfigError(f"{prefix}.{name}: must be a finite number, got {value!r}")
     try:
         return dataclasses.replace(obj, **typed)
     except SettingsError as exc:  # the mock's own error, told the collector's way

@@ -121,12 +121,17 @@ def plot(results, fmt, top) -> None:
     ``sim compare`` folder's table and plot."""
     store = Store(results)
     manifest = store.manifest()
-    if manifest.get("kind") == comparing.KIND:
-        text, paths = comparing.report(*comparing.load(results), store.root, fmt)
+    compared = isinstance(manifest, dict) and manifest.get("kind") == comparing.KIND
+    try:
+        loaded = comparing.load(results) if compared else Spec.from_manifest(manifest)
+    except (KeyError, TypeError, AttributeError):
+        raise ConfigError(f"{store.root}: its sweep.json is not a sweep's manifest") from None
+    if compared:
+        text, paths = comparing.report(*loaded, store.root, fmt)
         click.echo(text)
         click.echo(f"table and plot: {', '.join(p.name for p in paths)} in {store.root}")
         return
-    spec = Spec.from_manifest(manifest)
+    spec = loaded
     table = store.table()
     click.echo(best_configs(table, spec, top))
     _draw(table, spec, store.root, fmt)
@@ -215,6 +220,7 @@ def tune(refill, base, assignments, grid, objective, minimize, constraints, budg
     problem = tuning.Problem(resolve_base(preset, config_file, assignments), refill, hours,
                              objective, not minimize, checks)
     problem.check()
+    problem.spec({}, (0,)).jobs()  # the runs' own --hours, checked before a worker starts
     path = Path(out or Path("results") / f"tune-refill{refill:g}.toml")
     first, fresh = tuple(range(seeds)), tuple(range(seeds, 2 * seeds))
     world = [a for a in assignments if a.split(".")[0] in PREFIXES]

@@ -66,11 +66,11 @@ def test_a_short_run_stores_deals_and_ends_cleanly(tmp_path, capsys):
 
 
 def test_the_run_resumes_where_the_last_one_committed(tmp_path):
-    server = mock(backlog=9000)  # more than two 1-second runs can walk
-    run_live(options(tmp_path, duration=1.0), KEY, MockTransport(server, KEY))
+    server = mock(backlog=9000)  # more than two 2-second runs can walk
+    run_live(options(tmp_path, duration=2.0), KEY, MockTransport(server, KEY))
     store = SQLiteStorage(tmp_path / "deals.sqlite", readonly=True)
     first_cursor, first_count = store.cursor(), store.count()
-    run_live(options(tmp_path, duration=1.0), KEY, MockTransport(server, KEY))
+    run_live(options(tmp_path, duration=2.0), KEY, MockTransport(server, KEY))
     assert (store.cursor().page, store.cursor().index) > (first_cursor.page, first_cursor.index)
     assert store.count() > first_count > 0
     assert all(times == 1 for _, times in store.deals().values())

@@ -235,14 +235,14 @@ def test_a_failed_http_call_names_no_key_even_in_its_context():
     async def calls():
         http = HttpTransport(f"http://127.0.0.1:{free_port()}", key, redact)
 
-        async def quoting(url, params):
-            request = http.client.build_request("GET", url, params=params)
+        def quoting(method, url, params):  # in place of `AsyncClient.stream`
+            request = http.client.build_request(method, url, params=params)
             raise httpx.ConnectError(f"cannot reach {request.url}", request=request)
 
         try:
             with pytest.raises(TransportError) as refused:
                 await http.send(Request("token"))
-            http.client.get = quoting
+            http.client.stream = quoting
             with pytest.raises(TransportError) as quoted:
                 await http.send(Request("deal", {"selection": "{}"}))
         finally:

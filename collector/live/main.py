@@ -2,7 +2,8 @@
 
 The main loop only watches: every quarter second it looks for a stop signal
 (SIGINT, SIGTERM), a fatal API error the scheduler recorded (bad key,
-unpaid plan, bad parameter), a task that died of a bug, or the end of
+unpaid plan, bad parameter), a task that died of a bug or of a failed
+database write (disk full: exit status 1, one line), or the end of
 ``--duration``; every `HEARTBEAT_S` it saves the heartbeat, the
 TokenManager's belief and the counters; every ``status_every`` seconds it
 writes the status line. Stopping cancels the tasks where they wait, so
@@ -16,6 +17,7 @@ import asyncio
 import math
 import os
 import signal
+import sqlite3
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -108,7 +110,7 @@ def _run_logged(options: LiveOptions, key: str, redact: Redactor,
     check(options)
     log = LiveLog(redact, quiet=options.quiet, as_json=options.log_json, path=options.log_file)
     try:
-        storage = SQLiteStorage(options.db)
+        storage = SQLiteStorage(options.db, warn=lambda message: log.write("warning", message))
         try:
             asyncio.run(_run(options, key, redact, log, storage, transport))
         finally:
@@ -145,7 +147,7 @@ async def _run(options: LiveOptions, key: str, redact: Redactor, log: LiveLog,
     stop = _StopSignal()
     notify("event", f"run {run} started: {redact(options.api_url)}, domain {options.domain}, "
            f"{storage.count():,} deals stored, cursor {_cursor(storage)}")
-    outcome, failed = "", False
+    outcome, failed, broken = "", False, False  # broken: a database write failed
     try:
         collector.start()
         next_beat = next_status = 0.0
@@ -158,6 +160,9 @@ async def _run(options: LiveOptions, key: str, redact: Redactor, log: LiveLog,
             elif (fatal := collector.scheduler.fatal) is not None:
                 hint = HINTS.get(fatal.status)
                 outcome, failed = f"stopped: {fatal}" + (f" ({hint})" if hint else ""), True
+            elif isinstance(runtime.failure, sqlite3.Error):  # the chunk was rolled back
+                outcome, failed = f"stopped: database write failed: {runtime.failure}", True
+                broken = True
             elif runtime.failure is not None:
                 outcome, failed = f"stopped: a task failed: {_describe(runtime.failure)}", True
             elif options.duration is not None and now >= options.duration:
@@ -165,7 +170,11 @@ async def _run(options: LiveOptions, key: str, redact: Redactor, log: LiveLog,
             if outcome:
                 break
             if now >= next_beat:
-                storage.heartbeat(run, collector.tokens.export(offset), stats.as_dict(offset))
+                try:
+                    storage.heartbeat(run, collector.tokens.export(offset), stats.as_dict(offset))
+                except sqlite3.Error as exc:
+                    outcome, failed, broken = f"stopped: database write failed: {exc}", True, True
+                    break
                 next_beat = now + HEARTBEAT_S
             if now >= next_status:
                 _status_line(log, collector, stats, storage)
@@ -175,11 +184,19 @@ async def _run(options: LiveOptions, key: str, redact: Redactor, log: LiveLog,
         await runtime.stop()
         if http is not None:
             await http.close()
-        storage.heartbeat(run, collector.tokens.export(offset), stats.as_dict(offset))
-        storage.end_run(run, redact(outcome or "stopped: interrupted"))
+        try:
+            storage.heartbeat(run, collector.tokens.export(offset), stats.as_dict(offset))
+            storage.end_run(run, redact(outcome or "stopped: interrupted"))
+        except sqlite3.Error:
+            if not broken:
+                raise
+            # the database takes no write: its run stays open, but the collector stopped
     _status_line(log, collector, stats, storage)
     if failed:
-        storage.log(run, "error", redact(outcome))
+        try:
+            storage.log(run, "error", redact(outcome))
+        except sqlite3.Error:
+            pass  # said on stderr and in the log file all the same
         raise Fatal(outcome)
     notify("event", outcome)
 

@@ -14,7 +14,8 @@ while a collector writes). Tables:
 - ``log``: the run's notable events (start, stop, mode changes, task errors).
 
 A chunk's deals and the cursor advance are one transaction (`commit`), and
-SQLite's journal makes it all-or-nothing under kill -9.
+SQLite's journal makes it all-or-nothing under kill -9 or a failed write (disk
+full). A write lock another process holds is waited out, one line per retry.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ import os
 import sqlite3
 import stat
 import time
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -104,6 +105,8 @@ ADDED_COLUMNS = {"fetched_at": "REAL", "offers_at": "REAL"}
 """Columns newer than the first schema, added to an older database when it is opened."""
 
 STALE_S = 15.0  # a heartbeat older than this is a collector that is gone (they come every 2 s)
+BUSY_S = 5.0  # how long one attempt to start a write waits on another process's lock
+LOCK_TRIES = 60  # attempts before a lock is given up on: 5 minutes at BUSY_S
 
 
 @dataclass(frozen=True)
@@ -127,9 +130,14 @@ class SQLiteStorage:
     """`collector.storage.Storage` on SQLite, plus the run log; `readonly` for status."""
 
     def __init__(self, path: str | Path, *, readonly: bool = False,
-                 clock=time.time):
+                 clock=time.time, busy_s: float | None = None,
+                 warn: Callable[[str], None] = lambda message: None):
+        """`busy_s`: how long each attempt to write waits on another process's lock;
+        `warn` gets one line per attempt that found the database locked."""
         self.path = Path(path)
         self.clock = clock
+        self.busy_s = busy_s = BUSY_S if busy_s is None else busy_s
+        self.warn = warn
         try:
             if readonly:
                 if not self.path.is_file():
@@ -141,12 +149,14 @@ class SQLiteStorage:
                 self.db = sqlite3.connect(self.path, isolation_level=None)
                 self.db.execute("PRAGMA journal_mode = WAL")
                 self.db.execute("PRAGMA synchronous = FULL")
-            self.db.execute("PRAGMA busy_timeout = 5000")
+            self.db.execute(f"PRAGMA busy_timeout = {int(busy_s * 1000)}")
             if not readonly:
-                self.db.executescript(f"BEGIN IMMEDIATE; {SCHEMA} COMMIT;")
+                self._waiting(lambda: self.db.executescript(f"BEGIN IMMEDIATE; {SCHEMA} COMMIT;"))
                 self._add_columns()
             self.db.execute("SELECT 1 FROM progress").fetchone()
         except sqlite3.DatabaseError as exc:
+            if _locked(exc):
+                raise ConfigError(f"{path}: {exc} by another process") from None
             raise ConfigError(f"{path}: not a collector database ({exc})") from None
 
     def close(self) -> None:
@@ -161,9 +171,28 @@ class SQLiteStorage:
         self.db.execute("CREATE INDEX IF NOT EXISTS deals_fetched ON deals (fetched_at)")
         self.db.execute("CREATE INDEX IF NOT EXISTS deals_seen ON deals (last_seen)")
 
+    def _waiting(self, begin: Callable[[], Any]) -> None:
+        """Run `begin` (which takes the write lock first, so a failure leaves nothing
+        half done), again while another process holds the lock: each attempt waits
+        `busy_s`, and says so; after `LOCK_TRIES` the error stands."""
+        for attempt in range(1, LOCK_TRIES + 1):
+            try:
+                begin()
+                return
+            except sqlite3.OperationalError as exc:
+                if not _locked(exc) or attempt == LOCK_TRIES:
+                    raise
+                self.warn(f"database is locked by another process; retrying for "
+                          f"{self.busy_s:g} s more (attempt {attempt + 1} of {LOCK_TRIES})")
+
     @contextmanager
     def _transaction(self, kind: str = "IMMEDIATE") -> Iterator[sqlite3.Connection]:
-        self.db.execute(f"BEGIN {kind}")
+        """`kind` IMMEDIATE takes the write lock at the start, waiting for it (`_waiting`);
+        anything raised inside rolls the whole transaction back."""
+        if kind == "IMMEDIATE":
+            self._waiting(lambda: self.db.execute("BEGIN IMMEDIATE"))
+        else:
+            self.db.execute(f"BEGIN {kind}")
         try:
             yield self.db
         except BaseException:
@@ -325,6 +354,11 @@ def owner_only(path: Path) -> None:
                 file.chmod(mode & 0o700)
         except OSError:
             pass
+
+
+def _locked(exc: sqlite3.Error) -> bool:
+    """Another process holds the lock (SQLITE_BUSY or SQLITE_LOCKED)."""
+    return "locked" in str(exc) or "busy" in str(exc)
 
 
 def _alive(pid: int) -> bool:

@@ -57,6 +57,8 @@ class LiveStats(Observer):
     def on_task(self, t: float, task: str, event: str, detail: str = "") -> None:
         if event in ("error", "abort"):
             self.notify("warning", f"{task} run ended ({event}): {detail}")
+        elif event in ("retry", "malformed"):  # a failed call backing off; a garbled envelope
+            self.notify("warning", f"{task}: {detail}")
 
     def as_dict(self, offset: float) -> dict[str, Any]:
         """The counts, with the last call's time on the wall clock (runtime + `offset`)."""

@@ -66,7 +66,7 @@ def parse_windows(text: str) -> tuple[tuple[int, int], ...]:
             start, length = (float(x) for x in part.split("+"))
         except ValueError:
             raise SettingsError(f"server.outages: expected START_S+LENGTH_S,..., got {text!r}") from None
-        if start < 0 or length <= 0:
+        if not (0 <= start < float("inf") and 0 < length < float("inf")):
             raise SettingsError(f"server.outages: need start >= 0 and length > 0, got {part!r}")
         out.append((round(start * 1000), round((start + length) * 1000)))
     return tuple(sorted(out))

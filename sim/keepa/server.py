@@ -88,6 +88,8 @@ class ServerSettings:
             raise SettingsError("server.rate_spike: must be > 0")
         if not 1 <= self.offers_max_asins <= 100:
             raise SettingsError("server.offers_max_asins: must be between 1 and 100")
+        if self.phase_ms is not None and not 0 <= self.phase_ms < 60_000:
+            raise SettingsError("server.phase_ms: must be between 0 and 59999")
         if self.lockout_below is not None and self.lockout_below < 0:
             raise SettingsError("server.lockout_below: must be >= 0 (the lockout is below -N)")
         self.fault_settings()  # parse errors and outages now: a bad one is a one-line error
