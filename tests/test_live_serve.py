@@ -78,9 +78,9 @@ def position(db: Path) -> int:
     return cursor.page * DEAL_PAGE_SIZE + cursor.index
 
 
-def wait_started(db: Path, proc: subprocess.Popen, runs: int) -> None:
-    """Until the collector has opened its run (`runs` rows in the run table)."""
-    for _ in range(400):
+def wait_for(db: Path, proc: subprocess.Popen, ready, failure: str, tries: int = 400) -> None:
+    """Until `ready(store)` holds on the collector's database, read while it runs."""
+    for _ in range(tries):
         assert proc.poll() is None, "collector exited early"
         try:
             store = SQLiteStorage(db, readonly=True)
@@ -88,13 +88,21 @@ def wait_started(db: Path, proc: subprocess.Popen, runs: int) -> None:
             store = None
         if store is not None:
             try:
-                last = store.last_run()
+                if ready(store):
+                    return
             finally:
                 store.close()
-            if last is not None and last.id >= runs:
-                return
         time.sleep(0.05)
-    raise AssertionError("collector did not start")
+    raise AssertionError(failure)
+
+
+def wait_started(db: Path, proc: subprocess.Popen, runs: int) -> None:
+    """Until the collector has opened its run (`runs` rows in the run table)."""
+    def started(store: SQLiteStorage) -> bool:
+        last = store.last_run()
+        return last is not None and last.id >= runs
+
+    wait_for(db, proc, started, "collector did not start")
 
 
 # -- 1 and 3: a minute against sim serve, and the same minute in sim run ----------------------

@@ -27,12 +27,12 @@ from urllib.request import urlopen
 import httpx
 import pytest
 
-from collector.config import ConfigError
 from collector.live.http import HttpTransport
 from collector.live.log import LiveLog
 from collector.live.redact import Redactor
 from collector.live.sqlite import SQLiteStorage
 from collector.runtime import Request, TransportError
+from test_live_serve import wait_for
 
 KEY = "Vb3nQ8sLx2Tf6Rk9Wm4Zc7Hp"  # distinctive: no 6 characters of it occur by chance
 COLLECTOR = [sys.executable, "-c", "from collector.cli import main; main()"]
@@ -114,20 +114,7 @@ def test_bad_serve_key_input_is_one_line_and_exit_2(sim, tmp_path, content, args
 
 def wait_for_deals(db: Path, proc: subprocess.Popen) -> None:
     """Until the collector has stored a deal."""
-    for _ in range(600):
-        assert proc.poll() is None, "collector exited early"
-        try:
-            store = SQLiteStorage(db, readonly=True)
-        except ConfigError:  # not created yet
-            store = None
-        if store is not None:
-            try:
-                if store.count() > 0:
-                    return
-            finally:
-                store.close()
-        time.sleep(0.05)
-    raise AssertionError("collector stored nothing")
+    wait_for(db, proc, lambda store: store.count() > 0, "collector stored nothing", tries=600)
 
 
 def status(db: Path, *args: str) -> str:
