@@ -5,7 +5,7 @@ The seed's monitor loop restarted its Celery worker and beat, and every deploy
 §1.2). `Lives` runs the collector so: with ``restart_every_s`` or
 ``deploy_every_s`` set, each life has its own `LifeRuntime`, and a crash ends
 it. Every SimPy process the life spawned is interrupted where it waits (its
-coroutine is closed, ``sim.runtime._drive``), so its memory (beliefs, claims,
+coroutine is closed, ``sim.runtime.drive``), so its memory (beliefs, claims,
 the recent run's pace, queued runs) and any chunk not yet committed are lost.
 Calls in flight still reach the server and are charged when they complete
 (the server charges on completion), but nobody reads their answer. The
@@ -40,7 +40,7 @@ from collector.tokens import RECHARGING, SPENDING, TokenManager
 from sim.keepa import MockKeepa
 from sim.keepa.server import Pending
 from sim.recorder import Recorder
-from sim.runtime import SimRuntime, _drive, _Event, answer, to_ms
+from sim.runtime import Event, SimRuntime, answer, drive, to_ms
 
 RESTART, DEPLOY = "restart", "deploy"
 
@@ -61,7 +61,7 @@ class LifeRuntime(SimRuntime):
         if self.dead:  # a crashed task's `finally` may hand work on: nothing starts
             coroutine.close()
             return
-        process = self.env.process(_drive(coroutine))
+        process = self.env.process(drive(coroutine))
         self.processes[process] = None
         process.callbacks.append(self._ended)
 
@@ -75,7 +75,7 @@ class LifeRuntime(SimRuntime):
         ticket = self._tickets
         self.calls[ticket] = (pending, self.env.now + pending.latency_ms)
         if pending.latency_ms:
-            await _Event(self.env.timeout(pending.latency_ms))
+            await Event(self.env.timeout(pending.latency_ms))
         del self.calls[ticket]
         return answer(*self.server.finish(pending, self.start_ms + self.env.now))
 

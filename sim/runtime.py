@@ -2,7 +2,7 @@
 
 The collector's tasks are ``async def`` coroutines. Here each one is driven as
 a SimPy process: whenever it awaits a runtime primitive, the primitive yields
-a SimPy event up through the coroutine chain; `_drive` hands that event to
+a SimPy event up through the coroutine chain; `drive` hands that event to
 SimPy and sends the outcome back in. The clock counts whole milliseconds, and
 every positive wait is rounded up to at least one, so no loop can spin at a
 single instant (the float-clock pitfall).
@@ -22,7 +22,7 @@ from sim.keepa import MockKeepa
 from sim.keepa.server import DROPPED
 
 
-class _Event:
+class Event:
     """Awaitable wrapper: awaiting it suspends the coroutine until the event fires."""
 
     __slots__ = ("event",)
@@ -50,7 +50,7 @@ class _Signal:
         yield self.event
 
 
-def _drive(coroutine: Coroutine) -> Generator[simpy.Event, Any, Any]:
+def drive(coroutine: Coroutine) -> Generator[simpy.Event, Any, Any]:
     """A SimPy process body that runs `coroutine` to completion, or until the process
     is interrupted (its collector crashed, ``sim.restarts``): then the coroutine is
     closed where it waits, so its ``finally`` clauses run and nothing after them."""
@@ -93,18 +93,18 @@ class SimRuntime:
     def now(self) -> float:
         return self.env.now / 1000.0
 
-    def sleep(self, seconds: float) -> _Event:
-        return _Event(self.env.timeout(to_ms(seconds)))
+    def sleep(self, seconds: float) -> Event:
+        return Event(self.env.timeout(to_ms(seconds)))
 
     async def send(self, request: Request) -> Response:
         params = {**request.params, "key": self.key}
         pending = self.server.begin(request.path, params, self.start_ms + self.env.now)
         if pending.latency_ms:
-            await _Event(self.env.timeout(pending.latency_ms))
+            await Event(self.env.timeout(pending.latency_ms))
         return answer(*self.server.finish(pending, self.start_ms + self.env.now))
 
     def spawn(self, coroutine: Coroutine[Any, Any, None]) -> None:
-        self.env.process(_drive(coroutine))
+        self.env.process(drive(coroutine))
 
     def signal(self) -> _Signal:
         return _Signal(self.env)
