@@ -4,21 +4,25 @@ Every call goes through one path: take one of the ``max_in_flight`` slots,
 ask the policy for permission in turn (waiting on the runtime's clock as told),
 reserve the estimated cost, send, learn the envelope (settling the
 reservation), give the slot back, report the call, then act on the status:
-200 returns the body, 429 waits as the envelope says and sends the *same*
-request again (with ``on_429 = "drop"`` a /product or /seller call gives up),
-5xx, dropped connections and a 200 whose body is not a JSON object back off
-(capped, jittered, bounded, one observer line each; so does a 429 without a
-usable envelope, besides its wait), anything else is a final error. An envelope `TokenManager.flaw` finds garbled is not adopted, and
-said so in one line; the answer's data is used all the same.
+200 returns the payload as the endpoint's reader (`collector.answers`) takes it
+from the body, 429 waits as the envelope says and sends the *same* request again
+(with ``on_429 = "drop"`` a /product or /seller call gives up), 5xx, dropped
+connections, a 200 whose body is not a JSON object and a 200 whose payload the
+reader finds malformed back off (capped, jittered, bounded, one observer line
+each; so does a 429 without a usable envelope, besides its wait), anything else
+is a final error. An envelope `TokenManager.flaw` finds garbled is not adopted,
+and said so in one line; the answer's data is used all the same. A sound
+envelope is adopted (and its charge learnt) whatever the payload: Keepa charged.
 """
 
 from __future__ import annotations
 
 import json
 import math
-from collections.abc import Sequence
-from typing import Any
+from collections.abc import Callable, Sequence
+from typing import Any, TypeVar
 
+from . import answers
 from .callmodel import kind
 from .config import Config
 from .events import CallRecord, Observer
@@ -35,6 +39,8 @@ already paid for (`stage`), then first come first served."""
 
 
 STAGES = 5  # the values `stage` takes, 0 to 4
+
+T = TypeVar("T")
 
 
 def stage(path: str, params: dict[str, str]) -> int:
@@ -84,21 +90,21 @@ class KeepaClient:
         """One page (up to 150) of the deal list."""
         selection = {"page": page, "domainId": self.domain, "priceTypes": [1],
                      "sortType": sort, "dateRange": 0}
-        body = await self.call(task, "deal", {"selection": json.dumps(selection)}, reserved, 1)
-        return (body.get("deals") or {}).get("dr") or []
+        return await self.call(task, "deal", {"selection": json.dumps(selection)}, reserved, 1,
+                               read=answers.deal_page)
 
     async def products(self, task: str, asins: Sequence[str], reserved_per_asin: float, *,
                        offers: int, stats_days: int, history: bool, rating: bool,
                        days: int | None = None) -> list[dict]:
         params = product_params(asins, offers=offers, stats_days=stats_days, history=history,
                                 rating=rating, days=days)
-        body = await self.call(task, "product", params, reserved_per_asin * len(asins), len(asins))
-        return body.get("products") or []
+        return await self.call(task, "product", params, reserved_per_asin * len(asins),
+                               len(asins), read=answers.products)
 
     async def sellers(self, task: str, seller_ids: Sequence[str]) -> dict:
-        body = await self.call(task, "seller", {"seller": ",".join(seller_ids)},
-                               self.config.seller_reserved * len(seller_ids), len(seller_ids))
-        return body.get("sellers") or {}
+        return await self.call(task, "seller", {"seller": ",".join(seller_ids)},
+                               self.config.seller_reserved * len(seller_ids), len(seller_ids),
+                               read=answers.sellers)
 
     async def sync(self, task: str) -> None:
         """Read the bucket from ``/token`` (free, never 429); failures keep the old belief."""
@@ -115,7 +121,7 @@ class KeepaClient:
 
     # -- the one path every call takes ----------------------------------------------
     async def call(self, task: str, path: str, params: dict[str, str], reserved: float,
-                   items: int) -> dict[str, Any]:
+                   items: int, *, read: Callable[[dict[str, Any]], T]) -> T:
         failures = 0
         request = Request(path, {"domain": str(self.domain), **params})
         call, calls = kind(path, params), self.tokens.calls
@@ -141,7 +147,7 @@ class KeepaClient:
                     detail = _error_text(body)
                 now = self.runtime.now()
                 # a 400 envelope is zeroed: never a reading
-                read = self.tokens.observe(body if status != 400 else None, now, ticket)
+                reading = self.tokens.observe(body if status != 400 else None, now, ticket)
                 flaw = self.tokens.rejected
             finally:
                 self.slots.release()
@@ -155,12 +161,15 @@ class KeepaClient:
                 consumed = body.get("tokensConsumed")
                 if finite_number(consumed):
                     calls.learn(call, items, consumed, now - sent)
-                return body
+                try:
+                    return read(body)
+                except answers.Malformed as exc:  # Keepa's, yet unusable: as a failed call
+                    status, detail = 0, f"HTTP 200 with a malformed payload: {exc}"
             if status == 429:
                 if self.config.on_429 == "drop" and path in ("product", "seller"):
                     raise Refused(f"/{path}: HTTP 429 {detail}".rstrip(), status)
                 wait = self.policy.after_429(self.tokens, now)
-                if read:  # Keepa answered: the failures before it were not in a row
+                if reading:  # Keepa answered: the failures before it were not in a row
                     failures = 0
                 else:  # it says nothing of the bucket (a proxy's?): back off as well
                     failures += 1

@@ -209,6 +209,10 @@ class Config:
         "chunk", "when the backfiller saves its cursor: after every chunk (the seed from "
         "39aa065) or only after a whole page of 150 deals (before it); deals are stored "
         "per chunk either way", choices=("chunk", "page"))
+    cursor_ratchet: bool = _knob(
+        True, "a backfill cursor behind the stored one is not written, so runs that overlap "
+        "(lock_ttl_s) never move it back; false: the last commit's cursor stands, as the "
+        "seed's code wrote it")
     # -- scheduler, overheads and retries -------------------------------------
     workers: int = _knob(4, "worker slots (Celery concurrency)", ">0")
     processes: int = _knob(

@@ -132,5 +132,5 @@ async def _full_fetch(ctx: Collector, task: str, batch: list[str],
     for product, seller in zip(worth, sellers):
         sell, buy = prices(product)
         kept.append(StoredDeal(product["asin"], task, last_update.get(product["asin"], 0),
-                               product.get("title", ""), buy, sell, seller))
+                               product.get("title") or "", buy, sell, seller))
     return kept

@@ -21,14 +21,14 @@ seed's simple_task.py), which Keepa sorts by percent drop, not by last update
 SEED_CODE = {
     "spacing_from": "end", "belief": "last-reading", "recharge_below_rate": 10.0,
     "priority_pass": True, "recovery_buffer": 5.0, "on_429": "drop",
-    "seller_lookup_all": True,
+    "seller_lookup_all": True, "cursor_ratchet": False,
 }
 """Where the seed's code differs from the project's rules (seed-system.md §2.1, V7, the
 same at 4b053bc and 3a05a87 but for the spacing): the spacing counted from the previous
 answer; the last tokensLeft as the balance, the rate from /token, two-stage waits;
 recharge only below 10 tokens/min, a priority pass and a +5 recovery above; a 429'd
 /product or /seller call dropped, not retried (§5); a seller lookup for every fetched
-new deal (§1.4)."""
+new deal (§1.4); the cursor saved as each chunk left it, even behind the stored one (§1.4)."""
 
 SEED_AFTER = SEED_PIPELINE.updated(SEED_CODE)
 """The pipeline right after commit 3a05a87, with its TokenManager's rules."""

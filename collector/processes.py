@@ -78,8 +78,21 @@ class Process:
 
     def commit(self, task: str, deals: Sequence[StoredDeal], *, cursor: Cursor | None = None,
                watermark: int | None = None) -> None:
-        now = self.runtime.now()
-        self.storage.commit(deals, now, cursor=cursor, watermark=watermark)
+        """Store `deals` and move the progress, in one storage commit. Progress only moves
+        forward: a cursor or watermark behind the stored one is not written. Two runs of
+        a task overlap once a lock expires under the first (``lock_ttl_s``), and the run
+        that started from an older cursor, or read an older list, may commit after the
+        one ahead of it. Each run's cursor marks a prefix it committed, so the furthest
+        of them skips no chunk. (The seed's watermark had this ratchet since 3770261; its
+        cursor did not, as ``cursor_ratchet = false`` models.)"""
+        storage, now = self.storage, self.runtime.now()
+        if cursor is not None and self.config.cursor_ratchet and cursor < storage.cursor():
+            cursor = None
+        if watermark is not None:
+            stored = storage.watermark()
+            if stored is not None and watermark < stored:
+                watermark = None
+        storage.commit(deals, now, cursor=cursor, watermark=watermark)
         self.observer.on_commit(now, task)
         if deals:
             self.observer.on_stored(now, task, [d.asin for d in deals])

@@ -87,6 +87,7 @@ class _Run:
         self.paced = paced
         self.listed_at = 0.0
         self.newest: int | None = None  # the newest deal of page 0 at the last read
+        self.known: int | None = None  # the watermark as this run last read or moved it
         self.reading: Signal | None = None  # set while a lane reads the list (lanes > 1)
 
     async def read(self) -> int | None:
@@ -96,7 +97,7 @@ class _Run:
         again; any other when its deals are stored (`mark`), so a run that fails leaves
         it where it was."""
         ctx, config, pending = self.ctx, self.ctx.config, self.ctx.recent_pending
-        watermark = ctx.storage.watermark()
+        watermark = self.known = ctx.storage.watermark()
         self.listed_at = ctx.runtime.now()
         if config.max_in_flight > 1:  # other lanes may wait on the read
             self.reading = ctx.runtime.signal()
@@ -118,10 +119,12 @@ class _Run:
         return watermark
 
     def mark(self) -> None:
-        """Move the watermark to the newest deal of page 0 of the last read, if newer."""
-        stored = self.ctx.storage.watermark()
-        if self.newest is not None and (stored is None or self.newest > stored):
+        """Move the watermark to the newest deal of page 0 of the last read, if that is
+        newer than the watermark as this run knows it. (A run that overlapped this one may
+        have moved it further meanwhile: `Process.commit` keeps the furthest.)"""
+        if self.newest is not None and (self.known is None or self.newest > self.known):
             self.ctx.commit(TASK, [], watermark=self.newest)
+            self.known = self.newest
 
     def _due(self) -> bool:
         now = self.ctx.runtime.now()

@@ -29,9 +29,10 @@ class StoredDeal:
     seller_id: str = ""
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, order=True)
 class Cursor:
-    """Where the backfiller resumes: the deal-list page and the index in it."""
+    """Where the backfiller resumes: the deal-list page and the index in it (ordered as
+    positions in the list)."""
 
     page: int = 0
     index: int = 0

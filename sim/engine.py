@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gc
 import time
+from collections.abc import Callable
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 
@@ -11,7 +12,7 @@ import simpy
 
 from collector.app import Collector
 from collector.config import Config
-from collector.storage import MemoryStorage
+from collector.storage import MemoryStorage, Storage
 from sim.bound import bound, bound_figures
 from sim.keepa import DealMarket, MockKeepa
 from sim.recorder import Recorder, Sample
@@ -35,9 +36,15 @@ class Run:
     restarts: list[tuple[float, str]] = field(default_factory=list)
 
 
-def simulate(config: Config, scenario: Scenario) -> Run:
+StorageFactory = Callable[[Callable[[], float]], Storage]
+"""Makes a run's storage, handed the run's clock (unix seconds of simulated time)."""
+
+
+def simulate(config: Config, scenario: Scenario, storage: StorageFactory | None = None) -> Run:
+    """Run `config` in `scenario`. The deals are kept in memory unless `storage` makes
+    another store (the crash tests run the live collector's SQLite on the clock)."""
     with _rare_collections():
-        return _simulate(config, scenario)
+        return _simulate(config, scenario, storage)
 
 
 @contextmanager
@@ -54,13 +61,14 @@ def _rare_collections():
         gc.set_threshold(*before)
 
 
-def _simulate(config: Config, scenario: Scenario) -> Run:
+def _simulate(config: Config, scenario: Scenario, storage: StorageFactory | None) -> Run:
     wall = time.perf_counter()
     env = simpy.Environment()
     market = DealMarket(scenario.market, scenario.seed, START_MS)
     server = MockKeepa(scenario.server, market, scenario.seed, START_MS)
     recorder = Recorder()
-    lives = Lives(env, server, MemoryStorage(), recorder, config, scenario.seed, START_MS)
+    store = MemoryStorage() if storage is None else storage(lambda: (START_MS + env.now) / 1000)
+    lives = Lives(env, server, store, recorder, config, scenario.seed, START_MS)
     horizon_ms = round(scenario.hours * 3_600_000)
     env.process(_sample(env, server, lives, recorder))
     env.run(until=horizon_ms)

@@ -1,5 +1,6 @@
 """Malformed answers (issue 14, item 3): truncated JSON, a proxy's HTML page, garbled or
-missing envelope fields, a zeroed 400, absurd balances, a zero rate, an endless body.
+missing envelope fields, a zeroed 400, absurd balances, a zero rate, an endless body, a
+payload not of the shape Keepa's structs give (`collector.answers`).
 
 In each case the client stays up, says so in one line (an observer event, which the
 live collector writes as a warning), keeps its belief sane (a garbled reading is not
@@ -16,7 +17,8 @@ import random
 import httpx
 import pytest
 
-from collector.client import ApiError, KeepaClient
+from collector import answers
+from collector.client import ApiError, KeepaClient, product_params
 from collector.config import Config
 from collector.events import Observer
 from collector.live.http import MAX_BODY, HttpTransport
@@ -78,9 +80,13 @@ class Lines(Observer):
 
     def __init__(self):
         self.lines: list[tuple[str, str]] = []
+        self.calls = []  # the CallRecords
 
     def on_task(self, t, task, event, detail=""):
         self.lines.append((event, detail))
+
+    def on_call(self, record):
+        self.calls.append(record)
 
 
 def client(runtime, *overrides):
@@ -212,6 +218,7 @@ def test_a_garbled_token_read_keeps_the_belief():
 
 HOT = {  # answer, most /deal calls in an hour
     "HTML 200s for ever": (Response(200, None), 3600 // 60 + 10),
+    "200s with a malformed payload": (Response(200, {**GOOD, "deals": "x"}), 3600 // 60 + 10),
     "429s with a garbled envelope": (Response(429, {"tokensLeft": "abc", "refillRate": None}),
                                      3600 // 60 + 10),
     "200s with an absurd balance": (page(tokensLeft=1e12), (1000 + RATE * 60) // 5 + 1),
@@ -236,6 +243,219 @@ def test_no_hot_loop_in_an_hour_of_bad_answers(answer, most):
     assert runtime.paths.count("deal") <= most
     assert len(lines.lines) == len(runtime.sent)  # one line a bad answer, no more
     assert sane(keepa)
+
+
+# -- payloads: a sound envelope around data not of Keepa's shape ------------------------------
+DEAL = {"asin": "B1", "lastUpdate": 7_000_000}
+STATS = {"current": [-1, 1000, 5], "avg90": [-1, 3000, 5], "buyBoxSellerId": "A0000001"}
+PRODUCT = {"asin": "B1", "title": "Product B1", "stats": STATS}
+SELLERS = {"A0000001": {"sellerId": "A0000001", "sellerName": "Seller A0000001"}}
+GOOD_PAYLOAD = {"deal": {"deals": {"dr": [DEAL]}}, "product": {"products": [PRODUCT]},
+                "seller": {"sellers": SELLERS}}
+
+
+def dr(*items):
+    return {"deals": {"dr": list(items)}}
+
+
+def product(**fields):
+    """A /product payload of one product, with `fields` replaced."""
+    return {"products": [{**PRODUCT, **fields}]}
+
+
+def stats(**fields):
+    """A /product payload of one product, with `fields` of its stats replaced."""
+    return product(stats={**STATS, **fields})
+
+
+def ask(keepa: KeepaClient, path: str):
+    """The endpoint method's answer, as the tasks call it."""
+    if path == "deal":
+        go = keepa.deals("backfill", 0, 3, 5)
+    elif path == "product":
+        go = keepa.products("backfill", ["B1"], 1, offers=0, stats_days=90, history=False,
+                            rating=False)
+    else:
+        go = keepa.sellers("backfill", ["A0000001"])
+    return asyncio.run(go)
+
+
+def returned(path: str, payload: dict):
+    """What the endpoint method returns for a well-formed `payload`."""
+    if path == "deal":
+        return (payload.get("deals") or {}).get("dr") or []
+    return payload.get(path + "s") or ({} if path == "seller" else [])
+
+
+MALFORMED = {  # endpoint, payload, what the line says of it
+    "deals a string": ("deal", {"deals": "x"}, "deals is 'x', not an object"),
+    "deals a list": ("deal", {"deals": [DEAL]}, "deals is [{'asin': 'B1', 'lastUpdate': 7000000}]"
+                                                ", not an object"),
+    "deals.dr a string": ("deal", {"deals": {"dr": "x"}}, "deals.dr is 'x', not a list"),
+    "deals.dr an object": ("deal", {"deals": {"dr": {"0": DEAL}}},  # a long value: cut short
+                           "deals.dr is {'0': {'asin': 'B1', 'lastUpdate': 70..., not a list"),
+    "a deal not an object": ("deal", dr(DEAL, "B2"), "deals.dr[1] is 'B2', not an object"),
+    "a deal without asin": ("deal", dr(DEAL, {"lastUpdate": 1}), "deals.dr[1] has no asin"),
+    "a deal's asin empty": ("deal", dr({"asin": ""}), "deals.dr[0].asin is '', not a non-empty "
+                                                       "string"),
+    "a deal's asin null": ("deal", dr({"asin": None}), "deals.dr[0].asin is None, not a "
+                                                        "non-empty string"),
+    "a deal's asin a number": ("deal", dr({"asin": 5}), "deals.dr[0].asin is 5, not a non-empty "
+                                                         "string"),
+    "lastUpdate 'x'": ("deal", dr(DEAL, DEAL, DEAL, {"asin": "B4", "lastUpdate": "x"}),
+                       "deals.dr[3].lastUpdate is 'x', not an integer"),
+    "lastUpdate null": ("deal", dr({"asin": "B1", "lastUpdate": None}),
+                        "deals.dr[0].lastUpdate is None, not an integer"),
+    "lastUpdate true": ("deal", dr({"asin": "B1", "lastUpdate": True}),
+                        "deals.dr[0].lastUpdate is True, not an integer"),
+    "lastUpdate a float": ("deal", dr({"asin": "B1", "lastUpdate": 7e6}),
+                           "deals.dr[0].lastUpdate is 7000000.0, not an integer"),
+    "lastUpdate NaN": ("deal", dr({"asin": "B1", "lastUpdate": float("nan")}),
+                       "deals.dr[0].lastUpdate is nan, not an integer"),
+    "lastUpdate beyond 32 bits": ("deal", dr({"asin": "B1", "lastUpdate": 2 ** 31}),
+                                  "deals.dr[0].lastUpdate is 2147483648, not a 32-bit integer"),
+    "products a number": ("product", {"products": 5}, "products is 5, not a list"),
+    "products an object": ("product", {"products": {"B1": PRODUCT}},
+                           "products is {'B1': {'asin': 'B1', 'title': 'Produ..., not a list"),
+    "a product not an object": ("product", {"products": [PRODUCT, "B2"]},
+                                "products[1] is 'B2', not an object"),
+    "a product without asin": ("product", {"products": [{"title": "t"}]},
+                               "products[0] has no asin"),
+    "a product's asin a list": ("product", product(asin=["B1"]),
+                                "products[0].asin is ['B1'], not a non-empty string"),
+    "title a dict": ("product", product(title={"en": "t"}),
+                     "products[0].title is {'en': 't'}, not a string"),
+    "title a number": ("product", product(title=5), "products[0].title is 5, not a string"),
+    "stats a list": ("product", product(stats=[STATS]), "products[0].stats is "
+                     "[{'current': [-1, 1000, 5], 'avg90': ..., not an object"),
+    "stats a string": ("product", product(stats="x"), "products[0].stats is 'x', not an object"),
+    "stats.current a string": ("product", stats(current="1000"),
+                               "products[0].stats.current is '1000', not a list"),
+    "stats.avg90 an object": ("product", stats(avg90={"1": 3000}),
+                              "products[0].stats.avg90 is {'1': 3000}, not a list"),
+    "the current price a string": ("product", stats(current=[-1, "1000", 5]),
+                                   "products[0].stats.current[1] is '1000', not an integer"),
+    "the current price a float": ("product", stats(current=[-1, 10.5, 5]),
+                                  "products[0].stats.current[1] is 10.5, not an integer"),
+    "the avg90 price a string": ("product", stats(avg90=[-1, "3000", 5]),
+                                 "products[0].stats.avg90[1] is '3000', not an integer"),
+    "the avg90 price null": ("product", stats(avg90=[-1, None, 5]),
+                             "products[0].stats.avg90[1] is None, not an integer"),
+    "the avg90 price false": ("product", stats(avg90=[-1, False, 5]),
+                              "products[0].stats.avg90[1] is False, not an integer"),
+    "the avg90 price beyond 32 bits": ("product", stats(avg90=[-1, 10 ** 20, 5]),
+                                       "products[0].stats.avg90[1] is 100000000000000000000, "
+                                       "not a 32-bit integer"),
+    "buyBoxSellerId a number": ("product", stats(buyBoxSellerId=-1),
+                                "products[0].stats.buyBoxSellerId is -1, not a string"),
+    "buyBoxSellerId a list": ("product", stats(buyBoxSellerId=["A0000001"]),
+                              "products[0].stats.buyBoxSellerId is ['A0000001'], not a string"),
+    "sellers a list": ("seller", {"sellers": list(SELLERS.values())},
+                       "sellers is [{'sellerId': 'A0000001', 'sellerName..., not an object"),
+    "sellers a string": ("seller", {"sellers": "A0000001"}, "sellers is 'A0000001', not an object"),
+}
+
+
+@pytest.mark.parametrize("path, payload, said", MALFORMED.values(), ids=MALFORMED.keys())
+def test_a_malformed_payload_is_retried_then_the_good_answer_returned(path, payload, said):
+    """One line naming the field, the backoff, the same request again; the envelope is
+    adopted all the same (Keepa charged), and reported as a 200's."""
+    runtime = Scripted(Response(200, {**GOOD, **payload}),
+                       Response(200, {**GOOD, "tokensLeft": 400, **GOOD_PAYLOAD[path]}))
+    keepa, lines = client(runtime)
+    assert ask(keepa, path) == returned(path, GOOD_PAYLOAD[path])
+    assert lines.lines == [("retry", f"/{path}: HTTP 200 with a malformed payload: {said}; "
+                                     f"retrying in 1.0 s (failure 1 of 4)")]
+    assert runtime.sleeps == [1.0] and runtime.paths == [path, path]
+    assert [(r.status, r.consumed, r.tokens_left) for r in lines.calls] == [(200, 5, 500),
+                                                                            (200, 5, 400)]
+    assert keepa.tokens.estimate(runtime.t) == 400 and sane(keepa)
+
+
+@pytest.mark.parametrize("path, payload, said", MALFORMED.values(), ids=MALFORMED.keys())
+def test_a_malformed_payload_for_ever_gives_up_after_max_retries(path, payload, said):
+    runtime = Scripted(Response(200, {**GOOD, **payload}))
+    keepa, lines = client(runtime)
+    with pytest.raises(ApiError) as failed:
+        ask(keepa, path)
+    assert not failed.value.fatal
+    assert str(failed.value) == (f"/{path}: gave up after 4 failures "
+                                 f"(HTTP 200 with a malformed payload: {said})")
+    assert len(runtime.sent) == 4 and runtime.sleeps == [1.0, 3.0, 7.0]
+    assert [event for event, _ in lines.lines] == ["retry"] * 3
+    assert all(said in detail for _, detail in lines.lines)
+    # each answer's sound envelope was a reading: the belief is the last one's, not
+    # 1000 less four reservations as after answers without one
+    assert keepa.tokens.estimate(runtime.t) == 500 and keepa.tokens.rate == RATE
+    assert sane(keepa)
+
+
+WELL_FORMED = {  # endpoint, payload: absent or null where Keepa's structs leave null
+    "unknown fields in a deal page": ("deal", {
+        "deals": {"dr": [{**DEAL, "title": "t", "current": [1, "x"], "someNewField": {"a": 1}},
+                         {"asin": "B2", "lastUpdate": -1, "rootCat": 9223372036854775807}],
+                  "categoryIds": [1], "newThing": None}, "products": "not read on a /deal"}),
+    "no deals": ("deal", {}),
+    "deals null": ("deal", {"deals": None}),
+    "deals.dr absent": ("deal", {"deals": {"categoryIds": []}}),
+    "deals.dr null": ("deal", {"deals": {"dr": None}}),
+    "deals.dr empty": ("deal", {"deals": {"dr": []}}),
+    "lastUpdate absent (Deal.java's 0)": ("deal", dr({"asin": "B1"})),
+    "lastUpdate at 32 bits": ("deal", dr({"asin": "B1", "lastUpdate": 2 ** 31 - 1})),
+    "unknown fields in a product": ("product", {"products": [
+        {**PRODUCT, "csv": [None, [1, 2]], "offers": [{"x": "y"}], "newField": 1.5,
+         "stats": {**STATS, "current": [-1, 1000, "not read", None], "avg": "not read",
+                   "avg30": [-1, "x"], "min": [[1, 2]], "buyBoxPrice": -2}},
+        {"asin": "B2", "title": None, "stats": None}]}),
+    "no products": ("product", {}),
+    "products null": ("product", {"products": None}),
+    "title absent": ("product", {"products": [{"asin": "B1", "stats": STATS}]}),
+    "title null": ("product", product(title=None)),
+    "stats absent": ("product", {"products": [{"asin": "B1", "title": "t"}]}),
+    "stats empty": ("product", product(stats={})),
+    "current and avg90 null": ("product", stats(current=None, avg90=None)),
+    "current and avg90 short of NEW": ("product", stats(current=[], avg90=[-1])),
+    "buyBoxSellerId null": ("product", stats(buyBoxSellerId=None)),
+    "buyBoxSellerId -2": ("product", stats(buyBoxSellerId="-2")),
+    "unknown fields in sellers": ("seller", {"sellers": {"A0000001": {"anything": [1]},
+                                                         "A0000002": "not read"}}),
+    "no sellers": ("seller", {}),
+    "sellers null": ("seller", {"sellers": None}),
+}
+
+
+@pytest.mark.parametrize("path, payload", WELL_FORMED.values(), ids=WELL_FORMED.keys())
+def test_a_well_formed_payload_is_returned_whole(path, payload):
+    """Fields the collector does not read, known to Keepa or not, pass; a container Keepa
+    leaves null is empty; nothing is dropped."""
+    runtime = Scripted(Response(200, {**GOOD, **payload}))
+    keepa, lines = client(runtime)
+    got = ask(keepa, path)
+    assert got == returned(path, payload)
+    assert lines.lines == [] and len(runtime.sent) == 1
+
+
+def test_the_mocks_answers_are_well_formed():
+    """What the mock renders for every call the collector makes passes the readers, so
+    a simulated run never retries one (its summaries are those of before the readers)."""
+    from tests.test_live import mock
+    from sim.transport import MockTransport
+
+    server = MockTransport(mock(backlog=200), KEY)
+
+    async def go(path, **params):
+        return (await server.send(Request(path, {"domain": "1", **params}))).body
+
+    selection = '{"page": 0, "domainId": 1, "priceTypes": [1], "sortType": 3, "dateRange": 0}'
+    page = answers.deal_page(asyncio.run(go("deal", selection=selection)))
+    assert len(page) == 150
+    asins = [deal["asin"] for deal in page[:99]] + ["B0NOTKNOWN"]  # one Keepa does not know
+    for query in ({"offers": 0, "stats_days": 90, "history": False, "rating": False},
+                  {"offers": 20, "stats_days": 90, "history": True, "rating": True, "days": 90}):
+        found = answers.products(asyncio.run(go("product", **product_params(asins, **query))))
+        assert len(found) == 99
+    sellers = {p["stats"]["buyBoxSellerId"] for p in found} | {"A9999999"}
+    assert answers.sellers(asyncio.run(go("seller", seller=",".join(sorted(sellers)))))
 
 
 # -- the live transport: what httpx reads ---------------------------------------------------
@@ -281,22 +501,47 @@ def test_a_body_over_the_cap_is_a_failed_call():
     assert answer(at_cap) == Response(200, {"tokensLeft": 5})
 
 
+def spoilt(body: dict, turn: int) -> dict:
+    """`body` with its payload's first item not of Keepa's shape, a way each `turn` (a
+    copy: the mock keeps the objects it renders)."""
+    if body.get("deals"):
+        first, *rest = body["deals"]["dr"] or [{"asin": "B1"}]
+        first = ({**first, "lastUpdate": "x"}, {k: v for k, v in first.items() if k != "asin"})
+        return {**body, "deals": {**body["deals"], "dr": [first[turn % 2], *rest]}}
+    if body.get("products"):
+        first, *rest = body["products"]
+        first = ({**first, "stats": [first.get("stats")]}, {**first, "title": {"en": "t"}},
+                 {**first, "stats": {**(first.get("stats") or {}), "current": "1000"}})
+        return {**body, "products": [first[turn % 3], *rest]}
+    if body.get("sellers"):
+        return {**body, "sellers": list(body["sellers"])}
+    return body
+
+
 class Corrupting:
-    """The in-process mock, with every third answer's envelope garbled in turn."""
+    """The in-process mock, with every third answer's envelope, body or payload garbled in
+    turn, and every product's title null (Keepa's null: no title)."""
 
     def __init__(self, inner):
         self.inner, self.n = inner, 0
-        self.faults = [{"tokensLeft": "abc"}, {"refillRate": None}, {"tokensLeft": 1e12}, None]
+        self.faults = [{"tokensLeft": "abc"}, {"refillRate": None}, {"tokensLeft": 1e12}, None,
+                       spoilt]
 
     async def send(self, request):
         response = await self.inner.send(request)
         self.n += 1
+        body = response.body
+        if body and body.get("products"):
+            body = {**body, "products": [{**p, "title": None} for p in body["products"]]}
         if self.n % 3 or response.status != 200:
-            return response
-        fault = self.faults[(self.n // 3) % len(self.faults)]
+            return Response(response.status, body)
+        turn, step = divmod(self.n // 3, len(self.faults))
+        fault = self.faults[step]
         if fault is None:
             return Response(200, None)  # truncated
-        return Response(200, {**response.body, **fault})
+        if fault is spoilt:
+            return Response(200, spoilt(body, turn))
+        return Response(200, {**body, **fault})
 
 
 def test_a_live_run_among_garbled_answers_stays_up_and_sane(tmp_path, capsys):
@@ -311,10 +556,12 @@ def test_a_live_run_among_garbled_answers_stays_up_and_sane(tmp_path, capsys):
     warnings = [line for line in err.splitlines() if " warning " in line]
     assert any("reading ignored" in line for line in warnings)
     assert any("not a JSON object; retrying in" in line for line in warnings)
+    assert any("malformed payload: " in line and "; retrying in" in line for line in warnings)
     assert "Traceback" not in err and " error " not in err
     store = SQLiteStorage(tmp_path / "deals.sqlite", readonly=True)
     belief = store.last_run().belief
     assert store.count() > 0
+    assert {title for (title,) in store.db.execute("SELECT title FROM deals")} == {""}
     assert -SANE_FACTOR * 60 * belief["rate"] <= belief["balance"] <= 60 * belief["rate"]
     assert belief["rate"] == 600  # the mock's, never a garbled one
 
