@@ -50,17 +50,8 @@ def deal_page(body: dict[str, Any]) -> list[dict]:
         return []
     if type(response) is not dict:
         raise _wrong("deals", response, "an object")
-    deals = response.get("dr")
-    if deals is None:
-        return []
-    if type(deals) is not list:
-        raise _wrong("deals.dr", deals, "a list")
+    deals = _items(response.get("dr"), "deals.dr")
     for i, deal in enumerate(deals):
-        if type(deal) is not dict:
-            raise _wrong(f"deals.dr[{i}]", deal, "an object")
-        asin = deal.get("asin")
-        if type(asin) is not str or not asin:
-            raise _asin(f"deals.dr[{i}]", deal)
         stamp = deal.get("lastUpdate", 0)
         if type(stamp) is not int or not INT_MIN <= stamp <= INT_MAX:
             raise _integer(f"deals.dr[{i}].lastUpdate", stamp)
@@ -69,17 +60,8 @@ def deal_page(body: dict[str, Any]) -> list[dict]:
 
 def products(body: dict[str, Any]) -> list[dict]:
     """The products of a /product answer (Keepa leaves out the ASINs it does not know)."""
-    found = body.get("products")
-    if found is None:
-        return []
-    if type(found) is not list:
-        raise _wrong("products", found, "a list")
+    found = _items(body.get("products"), "products")
     for i, product in enumerate(found):
-        if type(product) is not dict:
-            raise _wrong(f"products[{i}]", product, "an object")
-        asin = product.get("asin")
-        if type(asin) is not str or not asin:
-            raise _asin(f"products[{i}]", product)
         title = product.get("title")
         if title is not None and type(title) is not str:
             raise _wrong(f"products[{i}].title", title, "a string")
@@ -111,6 +93,21 @@ def sellers(body: dict[str, Any]) -> dict:
         return {}
     if type(found) is not dict:
         raise _wrong("sellers", found, "an object")
+    return found
+
+
+def _items(found: Any, path: str) -> list[dict]:
+    """`found`, a list of Deal or Product objects at `path`, each with its ASIN; [] if null."""
+    if found is None:
+        return []
+    if type(found) is not list:
+        raise _wrong(path, found, "a list")
+    for i, item in enumerate(found):
+        if type(item) is not dict:
+            raise _wrong(f"{path}[{i}]", item, "an object")
+        asin = item.get("asin")
+        if type(asin) is not str or not asin:
+            raise _asin(f"{path}[{i}]", item)
     return found
 
 
