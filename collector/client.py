@@ -12,7 +12,8 @@ reader finds malformed back off (capped, jittered, bounded, one observer line
 each; so does a 429 without a usable envelope, besides its wait), anything else
 is a final error. An envelope `TokenManager.flaw` finds garbled is not adopted,
 and said so in one line; the answer's data is used all the same. A sound
-envelope is adopted (and its charge learnt) whatever the payload: Keepa charged.
+envelope is adopted (and its charge learnt) whatever the payload: Keepa charged,
+and the call is counted as a failed one that consumed those tokens.
 """
 
 from __future__ import annotations
@@ -151,20 +152,24 @@ class KeepaClient:
                 flaw = self.tokens.rejected
             finally:
                 self.slots.release()
-            if status == 200 and body is None:  # truncated, or a proxy's page: not Keepa's
+            answered = status == 200 and body is not None  # Keepa's own 200: it charged
+            if answered:
+                try:
+                    payload = read(body)
+                except answers.Malformed as exc:  # yet unusable: a failed call
+                    status, detail = 0, f"HTTP 200 with a malformed payload: {exc}"
+            elif status == 200:  # truncated, or a proxy's page: not Keepa's
                 status, detail = 0, "HTTP 200 with a body that is not a JSON object"
             self._report(now, task, path, items, reserved, status, body)
-            if status == 200:
+            if answered:
                 if flaw:  # (any other answer's line says it: `_failed`)
                     self.observer.on_task(now, task, "malformed",
                                           f"/{path}: HTTP 200: {flaw}; reading ignored")
                 consumed = body.get("tokensConsumed")
                 if finite_number(consumed):
                     calls.learn(call, items, consumed, now - sent)
-                try:
-                    return read(body)
-                except answers.Malformed as exc:  # Keepa's, yet unusable: as a failed call
-                    status, detail = 0, f"HTTP 200 with a malformed payload: {exc}"
+            if status == 200:
+                return payload
             if status == 429:
                 if self.config.on_429 == "drop" and path in ("product", "seller"):
                     raise Refused(f"/{path}: HTTP 429 {detail}".rstrip(), status)

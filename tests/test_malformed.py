@@ -359,7 +359,8 @@ MALFORMED = {  # endpoint, payload, what the line says of it
 @pytest.mark.parametrize("path, payload, said", MALFORMED.values(), ids=MALFORMED.keys())
 def test_a_malformed_payload_is_retried_then_the_good_answer_returned(path, payload, said):
     """One line naming the field, the backoff, the same request again; the envelope is
-    adopted all the same (Keepa charged), and reported as a 200's."""
+    adopted all the same (Keepa charged: its tokens are counted), and the call is
+    reported as a failed one, as a 200 that is not JSON is."""
     runtime = Scripted(Response(200, {**GOOD, **payload}),
                        Response(200, {**GOOD, "tokensLeft": 400, **GOOD_PAYLOAD[path]}))
     keepa, lines = client(runtime)
@@ -367,7 +368,7 @@ def test_a_malformed_payload_is_retried_then_the_good_answer_returned(path, payl
     assert lines.lines == [("retry", f"/{path}: HTTP 200 with a malformed payload: {said}; "
                                      f"retrying in 1.0 s (failure 1 of 4)")]
     assert runtime.sleeps == [1.0] and runtime.paths == [path, path]
-    assert [(r.status, r.consumed, r.tokens_left) for r in lines.calls] == [(200, 5, 500),
+    assert [(r.status, r.consumed, r.tokens_left) for r in lines.calls] == [(0, 5, 500),
                                                                             (200, 5, 400)]
     assert keepa.tokens.estimate(runtime.t) == 400 and sane(keepa)
 
