@@ -53,7 +53,6 @@ class Ledger:
         self.out_at_crash = 0  # calls the crashes caught in flight
         self.lost_later: set[str] = set()  # deleted by the janitor after some crash
         self.held = {"cursor": 0, "watermark": 0}  # progress asked for behind the stored
-        self.moved_back = 0  # cursors written back, as the seed's code did
 
     def before(self, process: Process, deals, cursor: Cursor | None,
                watermark: int | None) -> tuple[Cursor, int | None]:
@@ -82,8 +81,6 @@ class Ledger:
         cursor, watermark = process.storage.cursor(), process.storage.watermark()
         if process.config.cursor_ratchet:
             assert cursor >= was[0], f"the cursor moved back: {was[0]} -> {cursor}"
-        else:
-            self.moved_back += cursor < was[0]
         if was[1] is not None:
             assert watermark is not None and watermark >= was[1], \
                 f"the watermark moved back: {was[1]} -> {watermark}"
