@@ -73,7 +73,7 @@ async def ingest(ctx: Collector, task: str, deals: Sequence[dict], *, peek: bool
     Deals another task of this collector is fetching, or has already examined,
     are left out (`Collector.claim`), so two tasks never pay for the same deal."""
     config, client = ctx.config, ctx.client
-    last_update = {d["asin"]: int(d.get("lastUpdate", 0)) for d in deals}
+    last_update = {d["asin"]: d.get("lastUpdate", 0) for d in deals}
     asins = ctx.claim(last_update)
     try:
         return await _fetch(ctx, task, asins, last_update, peek, batch_size, full_batch_size)

@@ -182,12 +182,12 @@ async def _list(ctx: Collector, watermark: int | None) -> tuple[int | None, list
                                       config.recent_page_reserved)
         ctx.storage.seen((d["asin"] for d in page), ctx.runtime.now())
         if page_no == 0 and page:
-            newest = max(int(d.get("lastUpdate", 0)) for d in page)
+            newest = max(d.get("lastUpdate", 0) for d in page)
         if watermark is None:
             break
         done = len(page) < DEAL_PAGE_SIZE
         for deal in page:
-            stamp = int(deal.get("lastUpdate", 0))
+            stamp = deal.get("lastUpdate", 0)
             older = stamp < watermark if config.recent_same_minute else stamp <= watermark
             if older or len(fresh) >= config.recent_max_deals:
                 done = True
